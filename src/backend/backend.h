@@ -1,0 +1,158 @@
+/* The backend interface: tensors and the ops the networks need.
+ *
+ * Model code (src/model/) is written once against this table; the CPU backend (src/backend/cpu)
+ * and the CUDA backend (src/backend/cuda) implement it. Model code never asks which device it runs
+ * on and never touches tensor memory directly: it moves data with write/read and calls ops.
+ *
+ * Tensors are 2-D row-major matrices with a row stride (in elements), which is all the decoder and
+ * the ViT need: a [S, H*hd] activation, a [N, K] weight. Higher-rank weights are viewed as 2-D
+ * ([1152,3,2,16,16] -> [1152,1536]). Views (row ranges, column ranges) share memory with their
+ * parent and are made with hd_view_rows / hd_view_cols; they must not outlive it.
+ *
+ * Activations are float32. Weights keep the dtype they were stored in (BF16, F16 or F32) and are
+ * widened inside the kernels; accumulation is float32. All ops are synchronous from the caller's
+ * point of view (a backend may queue work, but read() returns finished results). */
+#ifndef HD_BACKEND_H
+#define HD_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "hidream.h"
+
+typedef struct hd_backend hd_backend;
+
+typedef struct hd_tensor {
+    hd_dtype dtype;
+    int64_t rows, cols;
+    int64_t stride;   /* elements between consecutive rows (>= cols) */
+    void *data;       /* device memory (host memory for the CPU backend) */
+    int owned;        /* 1 if the backend allocated data and hd_tensor_free releases it */
+} hd_tensor;
+
+/* Attention mask, covering every pattern the models use without materialising a matrix.
+ * Query row i has global position p = q_offset + i. It may attend to key j iff
+ *   p >= n_causal (a "generation" row: it sees every key), or j <= p (causal).
+ * n_causal = 0 gives full attention; q_offset = 0, n_causal = S gives a causal mask;
+ * the HiDream hybrid mask over one sequence is q_offset = 0, n_causal = A (the text tokens). */
+typedef struct hd_attn_mask {
+    int64_t q_offset;
+    int64_t n_causal;
+} hd_attn_mask;
+
+typedef struct hd_backend_ops {
+    const char *name;
+    void (*destroy)(hd_backend *be);
+
+    /* ---- memory ---- */
+    int (*alloc)(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
+                 hd_error *e);
+    void (*free)(hd_backend *be, hd_tensor *t);
+    /* Makes a weight usable by the ops. host points to rows*cols elements of dtype laid out
+     * densely; it stays valid (mmap) for the backend's lifetime, so the CPU backend wraps it
+     * without copying, a device backend uploads it. */
+    int (*weight)(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
+                  const void *host, hd_error *e);
+    /* Host <-> device for float32 tensors (honouring the stride). */
+    void (*write)(hd_backend *be, hd_tensor *dst, const float *src);
+    void (*read)(hd_backend *be, const hd_tensor *src, float *dst);
+    void (*copy)(hd_backend *be, hd_tensor *dst, const hd_tensor *src); /* same shape */
+    void (*fill)(hd_backend *be, hd_tensor *dst, float value);
+
+    /* ---- dense algebra ---- */
+    /* y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]); w is a weight of any supported dtype, bias is a
+     * 1×N weight or NULL. y must not alias x. */
+    void (*linear)(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                   const hd_tensor *bias);
+
+    /* ---- normalisation ---- */
+    /* RMSNorm over each consecutive group of g = w->cols values of every row (g = cols for a
+     * layer norm, g = head_dim for per-head QK-norm): y = (x * rsqrt(mean(x²) + eps)) * w.
+     * Statistics in float32. y may alias x. */
+    void (*rmsnorm)(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                    float eps);
+    /* LayerNorm over each row: (x - mean) * rsqrt(var + eps) * w + b (biased variance). */
+    void (*layernorm)(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                      const hd_tensor *b, float eps);
+
+    /* ---- position ---- */
+    /* Rotate-half rotary embedding, in place, on x [S, n_heads*head_dim]: for each head and
+     * d < head_dim/2: x'[d] = x[d]c[d] - x[d+h/2]s[d]; x'[d+h/2] = x[d+h/2]c[d] + x[d]s[d]
+     * with c = cos[row], s = sin[row] (float32 tables [S, head_dim]). */
+    void (*rope)(hd_backend *be, hd_tensor *x, const hd_tensor *cos, const hd_tensor *sin,
+                 int head_dim);
+
+    /* ---- attention ---- */
+    /* out[Sq, Hq*hd] = softmax(q kᵀ * scale + mask) v, per head, grouped-query (query head n
+     * uses kv head n / (Hq/Hkv)). q [Sq, Hq*hd], k and v [Sk, Hkv*hd]. Tiled with an online
+     * softmax: never materialises Sq×Sk scores. out must not alias q, k or v. */
+    void (*attention)(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
+                      const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
+                      hd_attn_mask mask);
+
+    /* ---- element-wise (y may alias an input) ---- */
+    void (*add)(hd_backend *be, hd_tensor *y, const hd_tensor *a, const hd_tensor *b);
+    void (*silu)(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+    void (*silu_mul)(hd_backend *be, hd_tensor *y, const hd_tensor *gate, const hd_tensor *up);
+    void (*gelu_tanh)(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+    void (*gelu_erf)(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+
+    /* ---- row movement (index arrays are host memory) ---- */
+    /* y[i] = float(table[ids[i]]) for i < n; table is a weight [V, D]. */
+    void (*gather_rows)(hd_backend *be, hd_tensor *y, const hd_tensor *table,
+                        const int32_t *ids, int64_t n);
+    /* y[idx[i]] = src[i] for i < n. */
+    void (*set_rows)(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
+                     int64_t n);
+    /* y[idx[i]] += src[i] for i < n. */
+    void (*add_rows)(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
+                     int64_t n);
+} hd_backend_ops;
+
+struct hd_backend {
+    const hd_backend_ops *ops;
+    void *impl;
+};
+
+/* ---- construction ---- */
+typedef struct hd_backend_options {
+    int n_threads;   /* CPU: worker threads (0 = number of online CPUs) */
+    int isa;         /* CPU: 0 = best available, 1 = scalar, 2 = AVX2, 3 = AVX-512 (tests) */
+    int device;      /* CUDA: device index */
+} hd_backend_options;
+
+int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
+#ifdef HIDREAM_HAVE_CUDA
+int hd_backend_cuda_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
+#endif
+/* Creates the backend named "cpu" or "cuda". */
+int hd_backend_create(hd_backend **out, const char *name, const hd_backend_options *opt,
+                      hd_error *e);
+void hd_backend_destroy(hd_backend *be);
+
+/* ---- helpers shared by every backend (no device access) ---- */
+static inline hd_tensor hd_view_rows(const hd_tensor *t, int64_t r0, int64_t n) {
+    hd_tensor v = *t;
+    v.data = (char *)t->data + (size_t)r0 * (size_t)t->stride * hd_dtype_size(t->dtype);
+    v.rows = n;
+    v.owned = 0;
+    return v;
+}
+
+static inline hd_tensor hd_view_cols(const hd_tensor *t, int64_t c0, int64_t n) {
+    hd_tensor v = *t;
+    v.data = (char *)t->data + (size_t)c0 * hd_dtype_size(t->dtype);
+    v.cols = n;
+    v.owned = 0;
+    return v;
+}
+
+/* Frees t if it owns memory and zeroes it (safe on a zeroed tensor). */
+static inline void hd_tensor_free(hd_backend *be, hd_tensor *t) {
+    if (t->owned && be) be->ops->free(be, t);
+    hd_tensor z = {0};
+    *t = z;
+}
+
+#endif

@@ -1,0 +1,13 @@
+/* The `hidream` command-line tool: one file per subcommand, dispatched from main.c.
+ * Every subcommand returns the process exit status: 0 on success, 1 on a failed check,
+ * 2 on bad usage or input (with a one-line message on stderr). */
+#ifndef HD_CLI_H
+#define HD_CLI_H
+
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_check_tokenizer(int argc, char **argv);
+int cmd_check_golden(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+
+#endif

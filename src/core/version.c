@@ -1,0 +1,3 @@
+#include "hidream.h"
+
+const char *hd_version(void) { return HIDREAM_VERSION; }

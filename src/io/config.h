@@ -1,0 +1,70 @@
+/* config.json of a HiDream-O1-Image (Qwen3-VL layout) model directory, plus the ids of the
+ * special tokens, which are looked up by their text in the directory's tokenizer.json. Nothing
+ * about the 8B size is assumed: every dimension comes from the files. */
+#ifndef HD_IO_CONFIG_H
+#define HD_IO_CONFIG_H
+
+#include "hidream.h"
+
+#define HD_MAX_DEEPSTACK 16
+
+typedef struct hd_text_config {
+    int hidden_size;        /* D */
+    int intermediate_size;  /* SwiGLU width */
+    int num_layers;
+    int num_heads;          /* query heads */
+    int num_kv_heads;
+    int head_dim;
+    int vocab_size;
+    double rms_norm_eps;
+    double rope_theta;
+    int mrope_section[3];   /* temporal, height, width; sum = head_dim / 2 */
+    int mrope_interleaved;  /* 1: Qwen3-VL interleaved slot assignment (the only one supported) */
+} hd_text_config;
+
+typedef struct hd_vision_config {
+    int present;            /* 0 if config.json has no vision_config */
+    int depth;
+    int hidden_size;
+    int num_heads;
+    int intermediate_size;
+    int patch_size;
+    int temporal_patch_size;
+    int spatial_merge_size;
+    int in_channels;
+    int out_hidden_size;    /* = text hidden_size */
+    int num_position_embeddings;
+    int n_deepstack;
+    int deepstack_indexes[HD_MAX_DEEPSTACK];
+    char hidden_act[32];    /* "gelu_pytorch_tanh" */
+} hd_vision_config;
+
+typedef struct hd_token_ids {
+    /* from config.json */
+    int image_pad, video_pad, vision_start, vision_end;
+    /* from tokenizer.json added_tokens, by content; -1 if absent */
+    int tms, boi, im_start, im_end, endoftext;
+} hd_token_ids;
+
+typedef struct hd_config {
+    hd_text_config text;
+    hd_vision_config vision;
+    hd_token_ids ids;
+    char model_type[64];    /* "qwen3_vl" */
+    char name[256];         /* directory base name, for metadata */
+} hd_config;
+
+/* Parses DIR/config.json and DIR/tokenizer.json (for the special token ids) and validates
+ * every field (positive sizes, head_dim even, heads divisible by kv heads, mrope sections summing
+ * to head_dim/2, token ids inside the vocabulary, ...). Errors name the file and the field. */
+int hd_config_load_dir(hd_config *cfg, const char *dir, hd_error *e);
+
+/* Parses a config.json text (for tests and fuzzing). Token ids from tokenizer.json stay -1. */
+int hd_config_parse_json(hd_config *cfg, const char *json, size_t len, const char *what,
+                         hd_error *e);
+
+/* Looks up the HiDream/Qwen special tokens in a tokenizer.json text. */
+int hd_config_parse_tokenizer_ids(hd_token_ids *ids, const char *json, size_t len,
+                                  const char *what, hd_error *e);
+
+#endif
