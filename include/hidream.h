@@ -37,6 +37,88 @@ const char *hd_status_name(int code);
 
 const char *hd_version(void);
 
+/* ---- images ------------------------------------------------------------------------------- */
+typedef struct hd_rgb_image {
+    int width, height;
+    uint8_t *rgb; /* width*height*3 bytes, row-major RGB; owned by whoever filled the struct */
+} hd_rgb_image;
+
+void hd_rgb_image_free(hd_rgb_image *img);
+
+/* ---- model -------------------------------------------------------------------------------- */
+typedef struct hd_model hd_model;
+
+typedef struct hd_model_options {
+    const char *backend; /* "cpu" (default) or "cuda" */
+    int n_threads;       /* CPU worker threads; 0 = all online CPUs */
+} hd_model_options;
+
+/* Opens a HiDream-O1-Image model directory (config.json, model.safetensors or a sharded index,
+ * tokenizer.json), validates every tensor against the config and binds the weights (mapped, not
+ * copied, on the CPU). The vision tower is bound only if the checkpoint has one. */
+int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, hd_error *e);
+void hd_model_free(hd_model *m);
+/* Directory base name (used in image metadata). */
+const char *hd_model_name(const hd_model *m);
+
+/* ---- generation --------------------------------------------------------------------------- */
+typedef enum hd_mode { HD_MODE_FULL = 0, HD_MODE_DEV = 1 } hd_mode;
+
+typedef enum hd_scheduler_kind {
+    HD_SCHEDULER_AUTO = 0,   /* the mode's official choice */
+    HD_SCHEDULER_UNIPC,      /* FlowUniPC multistep ("default", full model) */
+    HD_SCHEDULER_FLOW_MATCH, /* flow-match Euler on a timestep list (dev editing) */
+    HD_SCHEDULER_FLASH,      /* dev "flash" stochastic Euler */
+} hd_scheduler_kind;
+
+#define HD_MAX_TIMESTEPS 1000
+
+/* Progress: called after every step with the step just finished (1-based) and the total; when
+ * preview is non-NULL it is the conditional branch's x0 prediction of this step as an image
+ * (valid only during the call). Return non-zero to cancel. */
+typedef int (*hd_progress_fn)(void *user, int step, int total, const hd_rgb_image *preview);
+
+/* Per-step Gaussian noise for the flash scheduler (N(0,1) floats, n of them for step `step`).
+ * The default draws from our own seeded generator; see docs. Return 0 or a negative HD_E*. */
+typedef int (*hd_noise_fn)(void *user, int step, float *out, size_t n);
+
+typedef struct hd_generate_params {
+    const char *prompt;
+    const char *uncond_prompt;  /* CFG's unconditional text; NULL = " " (official) */
+    int width, height;          /* requested size; snapped to a preset unless no_snap */
+    int no_snap;                /* keep the requested size (any multiple of 32) */
+    hd_mode mode;
+    int steps;
+    double cfg;                 /* CFG applies iff cfg > 1 */
+    double shift;
+    uint64_t seed;
+    hd_scheduler_kind scheduler;
+    int n_timesteps;            /* > 0: explicit integer timestep list (flow-match / flash) */
+    int timesteps[HD_MAX_TIMESTEPS];
+    double noise_scale_start, noise_scale_end, noise_clip_std; /* flash only */
+    int bf16_compat;            /* round noise, z between steps and (z+1)/2 to bf16 as upstream */
+    /* reference images (editing / personalization), in order */
+    const hd_rgb_image *refs;
+    int n_refs;
+    const char *layout;         /* layout boxes: JSON text or a path to a JSON file; NULL = none */
+    int keep_aspect;            /* exactly one reference: output size follows it */
+    /* callbacks */
+    hd_progress_fn progress;
+    void *progress_user;
+    int preview_every;          /* 0 = no previews */
+    hd_noise_fn noise;          /* NULL = default generator */
+    void *noise_user;
+    /* optional outputs for verification: the sample after each step, [steps+1][L*3072] */
+    float *z_trace;
+} hd_generate_params;
+
+/* Fills p with the official defaults of a mode (full: UniPC 50 steps, CFG 5, shift 3, seed 32,
+ * 2048x2048; dev: flash, 28 fixed timesteps, no CFG, noise 7.5 / clip 2.5). */
+void hd_generate_defaults(hd_generate_params *p, hd_mode mode);
+
+/* Runs one generation. out receives a malloc'd image (free with hd_rgb_image_free). */
+int hd_generate(hd_model *m, const hd_generate_params *p, hd_rgb_image *out, hd_error *e);
+
 #ifdef __cplusplus
 }
 #endif

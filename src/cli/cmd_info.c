@@ -1,4 +1,185 @@
-/* PLACEHOLDER: replaced by the real implementation. */
+/* `hidream info DIR`: what a model directory holds, or the one-line reason it is unusable.
+ *
+ * Loads config.json + tokenizer.json, maps the weights and checks them against the inventory
+ * (vision tensors optional: a directory without them still serves text-to-image). Prints the
+ * architecture, dimensions, special token ids, parameter counts, dtypes, bytes on disk and a
+ * memory estimate for a 2048x2048 image. Exit 0 = usable, 2 = unusable or bad usage. */
+#include <jansson.h>
 #include <stdio.h>
+#include <string.h>
+
 #include "cli/cli.h"
-int cmd_info(int argc, char **argv) { (void)argc; fprintf(stderr, "hidream %s: not available in this build\n", argv[0]); return 2; }
+#include "core/error.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "model/inventory.h"
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* Assumptions of the memory estimate (a typical prompt; the default output size). */
+#define EST_IMAGE_SIDE 2048
+#define EST_PROMPT_TOKENS 128
+#define EST_CONDITION_SIDE 384 /* VLM condition copy of a reference image (spec 01 §5) */
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: hidream info DIR\n"
+               "Describes the model directory DIR (config.json, tokenizer.json, weights) or says\n"
+               "in one line why it cannot be used (exit status 2).\n");
+}
+
+/* "7.57 B", "37.8 M", "4096" */
+static const char *human_count(char *buf, size_t n, int64_t v) {
+    if (v >= 1000000000) snprintf(buf, n, "%.2f B", (double)v / 1e9);
+    else if (v >= 1000000) snprintf(buf, n, "%.1f M", (double)v / 1e6);
+    else if (v >= 1000) snprintf(buf, n, "%.1f K", (double)v / 1e3);
+    else snprintf(buf, n, "%lld", (long long)v);
+    return buf;
+}
+
+/* "architectures"[0] from config.json, which hd_config does not keep. */
+static void read_architecture(const char *dir, char *out, size_t n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(out, n, "?");
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *a = json_array_get(json_object_get(root, "architectures"), 0);
+    if (json_is_string(a)) snprintf(out, n, "%s", json_string_value(a));
+    json_decref(root);
+}
+
+/* Float32 activation bytes of one decoder forward over S positions: residual + normed input,
+ * q/k/v/attention output, SwiGLU gate and up, plus one head's S x S score block (a kernel that
+ * tiles attention needs less). */
+static double decoder_activation_bytes(const hd_text_config *t, double S) {
+    double D = t->hidden_size, q = (double)t->num_heads * t->head_dim,
+           kv = (double)t->num_kv_heads * t->head_dim, F = t->intermediate_size;
+    return 4.0 * (S * (2 * D + 2 * q + 2 * kv + 2 * F) + S * S);
+}
+
+/* ViT activations for one condition image of side EST_CONDITION_SIDE. */
+static double vit_activation_bytes(const hd_vision_config *v) {
+    double per_side = (double)EST_CONDITION_SIDE / v->patch_size, n = per_side * per_side;
+    double h = v->hidden_size, inner = v->intermediate_size;
+    double patch_in = (double)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    return 4.0 * (n * (patch_in + 6 * h + inner) + n * n);
+}
+
+int cmd_info(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        usage(stderr);
+        return 2;
+    }
+    const char *dir = argv[1];
+    hd_error e = {0};
+    hd_config cfg;
+    hd_safetensors st = {0};
+    if (hd_config_load_dir(&cfg, dir, &e) || hd_st_open_dir(&st, dir, &e) ||
+        hd_inventory_check(&cfg, &st, 0, &e)) {
+        fprintf(stderr, "hidream info: %s\n", e.msg);
+        hd_st_close(&st);
+        return 2;
+    }
+
+    const hd_text_config *t = &cfg.text;
+    const hd_vision_config *v = &cfg.vision;
+    char arch[128], b1[32], b2[32], b3[32];
+    read_architecture(dir, arch, sizeof arch);
+    int have_vision = v->present && hd_st_find(&st, "model.visual.patch_embed.proj.weight");
+
+    printf("model         %s (%s)\n", cfg.name, dir);
+    printf("architecture  %s, model_type %s\n", arch, cfg.model_type);
+    printf("text          hidden %d, intermediate %d, %d layers, %d heads / %d KV heads of dim %d\n",
+           t->hidden_size, t->intermediate_size, t->num_layers, t->num_heads, t->num_kv_heads,
+           t->head_dim);
+    printf("              vocab %d, rms_norm_eps %g, rope_theta %g, mrope_section [%d, %d, %d]%s\n",
+           t->vocab_size, t->rms_norm_eps, t->rope_theta, t->mrope_section[0], t->mrope_section[1],
+           t->mrope_section[2], t->mrope_interleaved ? " interleaved" : "");
+    if (v->present) {
+        printf("vision        depth %d, hidden %d, %d heads, intermediate %d, patch %d, temporal %d,"
+               " merge %d\n",
+               v->depth, v->hidden_size, v->num_heads, v->intermediate_size, v->patch_size,
+               v->temporal_patch_size, v->spatial_merge_size);
+        printf("              in_channels %d, out_hidden %d, position grid %d, %s, deepstack [",
+               v->in_channels, v->out_hidden_size, v->num_position_embeddings, v->hidden_act);
+        for (int i = 0; i < v->n_deepstack; i++)
+            printf("%s%d", i ? ", " : "", v->deepstack_indexes[i]);
+        printf("]%s\n", have_vision ? "" : "  (weights absent: text-to-image only)");
+    } else {
+        printf("vision        none (text-to-image only)\n");
+    }
+    const hd_token_ids *id = &cfg.ids;
+    printf("tokens        tms %d, boi %d, image_pad %d, video_pad %d, vision_start %d, "
+           "vision_end %d,\n              im_start %d, im_end %d, endoftext %d (-1 = absent)\n",
+           id->tms, id->boi, id->image_pad, id->video_pad, id->vision_start, id->vision_end,
+           id->im_start, id->im_end, id->endoftext);
+
+    hd_param_counts pc;
+    hd_inventory_param_counts(&cfg, &pc);
+    int64_t vision_params = have_vision ? pc.part[HD_PART_VISION] : 0;
+    int64_t total = pc.part[HD_PART_TEXT] + pc.part[HD_PART_HIDREAM] + vision_params;
+    int has_lm_head = hd_st_find(&st, "lm_head.weight") != NULL;
+    printf("parameters    text %lld (%s, %d tensors), hidream %lld (%s, %d tensors),\n",
+           (long long)pc.part[HD_PART_TEXT], human_count(b1, sizeof b1, pc.part[HD_PART_TEXT]),
+           pc.n_tensors[HD_PART_TEXT], (long long)pc.part[HD_PART_HIDREAM],
+           human_count(b2, sizeof b2, pc.part[HD_PART_HIDREAM]), pc.n_tensors[HD_PART_HIDREAM]);
+    printf("              vision %lld (%s, %d tensors), total %lld (%s)",
+           (long long)vision_params, human_count(b1, sizeof b1, vision_params),
+           have_vision ? pc.n_tensors[HD_PART_VISION] : 0, (long long)total,
+           human_count(b3, sizeof b3, total));
+    if (has_lm_head)
+        printf("; + unused lm_head %lld (%s)", (long long)pc.lm_head,
+               human_count(b2, sizeof b2, pc.lm_head));
+    printf("\n");
+
+    /* dtypes and bytes: per dtype over all tensors; mapped bytes per part for the estimate */
+    int n_per_dtype[HD_DTYPE_COUNT] = {0};
+    uint64_t bytes_per_dtype[HD_DTYPE_COUNT] = {0}, part_bytes[HD_PART_COUNT] = {0};
+    for (int i = 0; i < st.n_tensors; i++) {
+        const hd_st_tensor *x = &st.tensors[i];
+        n_per_dtype[x->dtype]++;
+        bytes_per_dtype[x->dtype] += x->nbytes;
+        if (!strncmp(x->name, "model.visual.", 13)) part_bytes[HD_PART_VISION] += x->nbytes;
+        else if (!strncmp(x->name, "model.language_model.", 21)) part_bytes[HD_PART_TEXT] += x->nbytes;
+        else if (strcmp(x->name, "lm_head.weight")) part_bytes[HD_PART_HIDREAM] += x->nbytes;
+    }
+    uint64_t disk = 0;
+    for (int i = 0; i < st.n_files; i++) disk += st.files[i].size;
+    printf("files         %d safetensors file%s, %d tensors, %.2f GiB on disk; dtypes:", st.n_files,
+           st.n_files == 1 ? "" : "s", st.n_tensors, (double)disk / GIB);
+    for (int d = 0; d < HD_DTYPE_COUNT; d++)
+        if (n_per_dtype[d])
+            printf(" %s %d tensors (%.2f GiB)", hd_dtype_name((hd_dtype)d), n_per_dtype[d],
+                   (double)bytes_per_dtype[d] / GIB);
+    printf("\n");
+
+    /* memory: weights stay mapped (only the parts a task touches are paged in), activations f32 */
+    double L = (double)(EST_IMAGE_SIDE / HD_PIXEL_PATCH) * (EST_IMAGE_SIDE / HD_PIXEL_PATCH);
+    double w_t2i = (double)(part_bytes[HD_PART_TEXT] + part_bytes[HD_PART_HIDREAM]);
+    double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L);
+    printf("memory        text-to-image %dx%d: weights %.2f GiB mapped + activations ~%.2f GiB"
+           " = ~%.2f GiB\n",
+           EST_IMAGE_SIDE, EST_IMAGE_SIDE, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
+    if (have_vision) {
+        /* one reference at the output size: its patches join the sequence, its condition copy
+         * becomes ViT tokens inside the prompt */
+        double merge = v->spatial_merge_size, side = (double)EST_CONDITION_SIDE / v->patch_size;
+        double vit_tokens = side * side / (merge * merge);
+        double w_ref = w_t2i + (double)part_bytes[HD_PART_VISION];
+        double a_ref = decoder_activation_bytes(t, EST_PROMPT_TOKENS + vit_tokens + 2 + 2 * L);
+        double a_vit = vit_activation_bytes(v);
+        if (a_vit > a_ref) a_ref = a_vit; /* the ViT runs before the decoder */
+        printf("              reference task (1 image): weights %.2f GiB mapped + activations"
+               " ~%.2f GiB = ~%.2f GiB\n",
+               w_ref / GIB, a_ref / GIB, (w_ref + a_ref) / GIB);
+    } else {
+        printf("              reference tasks: unavailable (no vision tower)\n");
+    }
+    printf("              (estimate: %d-token prompt, float32 activations, one forward at a "
+           "time)\n", EST_PROMPT_TOKENS);
+    hd_st_close(&st);
+    return 0;
+}

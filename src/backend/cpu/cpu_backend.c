@@ -1,0 +1,288 @@
+/* The CPU backend: construction, the op table, memory ops and the helpers shared by the ops. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+
+/* ---- kernel tables ---- */
+static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
+static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
+void hd_gemm_ukr_scalar(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
+                        int nr, int first, const float *bias);
+void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_pv_scalar(int hdp, int nk, const float *p, const float *v, float *o,
+                       const float *alpha);
+
+/* Must match the tile sizes hard-wired in gemm.c's scalar micro-kernel. */
+#define SCALAR_MR 4
+#define SCALAR_NR 8
+
+static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float *ap) {
+    hd_gemm_pack_a_generic(x, ldx, mr, kc, ap, SCALAR_MR);
+}
+static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp) {
+    hd_gemm_pack_b_generic(dt, w, ldw, nr, kc, bp, SCALAR_NR);
+}
+
+const hd_cpu_kernels hd_cpu_kernels_scalar = {
+    .isa = HD_ISA_SCALAR,
+    .mr = SCALAR_MR, .nr = SCALAR_NR, .ku = 1, .mc = 64, .kc = 256, .nc = 256,
+    .gemm_ukr = hd_gemm_ukr_scalar, .pack_a = pack_a_scalar, .pack_b = pack_b_scalar,
+    .attn_rb = 4, .attn_scores = hd_attn_scores_scalar, .attn_pv = hd_attn_pv_scalar,
+    .vexp = hd_vexp_scalar,
+};
+
+const hd_cpu_kernels hd_cpu_kernels_avx2 = {
+    .isa = HD_ISA_AVX2,
+    .mr = 6, .nr = 16, .ku = 8, .mc = 120, .kc = 256, .nc = 512,
+    .gemm_ukr = hd_gemm_ukr_avx2, .pack_a = hd_gemm_pack_a_avx2, .pack_b = hd_gemm_pack_b_avx2,
+    .attn_rb = 4, .attn_scores = hd_attn_scores_avx2, .attn_pv = hd_attn_pv_avx2,
+    .vexp = hd_vexp_avx2,
+};
+
+const hd_cpu_kernels hd_cpu_kernels_avx512 = {
+    .isa = HD_ISA_AVX512,
+    .mr = 14, .nr = 32, .ku = 16, .mc = 126, .kc = 512, .nc = 256,
+    .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
+    .pack_b = hd_gemm_pack_b_avx512,
+    .attn_rb = 6, .attn_scores = hd_attn_scores_avx512, .attn_pv = hd_attn_pv_avx512,
+    .vexp = hd_vexp_avx512,
+};
+
+/* ---- helpers ---- */
+void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst) {
+    switch (dt) {
+    case HD_BF16: {
+        const uint16_t *s = (const uint16_t *)base + i0;
+        for (int64_t i = 0; i < n; i++) dst[i] = hd_bf16_to_f32(s[i]);
+        break;
+    }
+    case HD_F16: {
+        const uint16_t *s = (const uint16_t *)base + i0;
+        for (int64_t i = 0; i < n; i++) dst[i] = hd_f16_to_f32(s[i]);
+        break;
+    }
+    default: memcpy(dst, (const float *)base + i0, (size_t)n * sizeof(float)); break;
+    }
+}
+
+typedef struct rows_job {
+    hd_cpu_rows_fn fn;
+    void *ctx;
+    int64_t rows, chunk;
+} rows_job;
+
+static void rows_task(void *ctx, int64_t t, int thread) {
+    rows_job *j = ctx;
+    int64_t r0 = t * j->chunk, r1 = r0 + j->chunk;
+    if (r1 > j->rows) r1 = j->rows;
+    if (r0 < r1) j->fn(j->ctx, r0, r1, thread);
+}
+
+void hd_cpu_for_rows(hd_cpu *cpu, int64_t rows, int64_t cols, hd_cpu_rows_fn fn, void *ctx) {
+    if (rows <= 0) return;
+    /* Below ~32k elements a dispatch costs more than it saves. */
+    if (cpu->n_threads == 1 || rows == 1 || rows * (cols > 0 ? cols : 1) < 32768) {
+        fn(ctx, 0, rows, 0);
+        return;
+    }
+    int64_t n_chunks = (int64_t)cpu->n_threads * 4;
+    if (n_chunks > rows) n_chunks = rows;
+    rows_job j = {fn, ctx, rows, (rows + n_chunks - 1) / n_chunks};
+    hd_pool_run(cpu->pool, (rows + j.chunk - 1) / j.chunk, rows_task, &j);
+}
+
+/* ---- memory ---- */
+static int cpu_alloc(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
+                     hd_error *e) {
+    (void)be;
+    memset(t, 0, sizeof *t);
+    size_t es = hd_dtype_size(dtype);
+    if (es == 0) return hd_fail(e, HD_EINVAL, "cpu backend: alloc: invalid dtype %d", (int)dtype);
+    if (rows < 0 || cols < 0 || (cols > 0 && rows > INT64_MAX / cols) ||
+        (uint64_t)(rows * cols) > (SIZE_MAX / 2) / es)
+        return hd_fail(e, HD_EINVAL, "cpu backend: alloc: bad shape %lld x %lld",
+                       (long long)rows, (long long)cols);
+    size_t bytes = (size_t)(rows * cols) * es;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (bytes == 0) bytes = 64;
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        return hd_fail(e, HD_ENOMEM, "cpu backend: alloc: out of memory for %lld x %lld %s",
+                       (long long)rows, (long long)cols, hd_dtype_name(dtype));
+    t->dtype = dtype;
+    t->rows = rows;
+    t->cols = cols;
+    t->stride = cols;
+    t->data = p;
+    t->owned = 1;
+    return 0;
+}
+
+static void cpu_free(hd_backend *be, hd_tensor *t) {
+    (void)be;
+    if (t->owned) free(t->data);
+    t->data = NULL;
+    t->owned = 0;
+}
+
+static int cpu_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
+                      const void *host, hd_error *e) {
+    (void)be;
+    memset(t, 0, sizeof *t);
+    if (dtype != HD_BF16 && dtype != HD_F16 && dtype != HD_F32)
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "cpu backend: weight dtype %s is not supported (BF16, F16, F32 only)",
+                       hd_dtype_name(dtype));
+    if (rows < 0 || cols < 0 || (!host && rows * cols > 0))
+        return hd_fail(e, HD_EINVAL, "cpu backend: weight: bad shape %lld x %lld or no data",
+                       (long long)rows, (long long)cols);
+    t->dtype = dtype;
+    t->rows = rows;
+    t->cols = cols;
+    t->stride = cols;
+    t->data = (void *)host; /* wrapped, not copied: host outlives the backend (mmap) */
+    t->owned = 0;
+    return 0;
+}
+
+static void cpu_write(hd_backend *be, hd_tensor *dst, const float *src) {
+    (void)be;
+    for (int64_t r = 0; r < dst->rows; r++)
+        memcpy((float *)dst->data + r * dst->stride, src + r * dst->cols,
+               (size_t)dst->cols * sizeof(float));
+}
+
+static void cpu_read(hd_backend *be, const hd_tensor *src, float *dst) {
+    (void)be;
+    for (int64_t r = 0; r < src->rows; r++)
+        memcpy(dst + r * src->cols, (const float *)src->data + r * src->stride,
+               (size_t)src->cols * sizeof(float));
+}
+
+typedef struct copy_ctx {
+    hd_tensor *dst;
+    const hd_tensor *src;
+    float value;
+} copy_ctx;
+
+static void copy_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    copy_ctx *c = ctx;
+    size_t es = hd_dtype_size(c->src->dtype);
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = (float *)c->dst->data + r * c->dst->stride;
+        const char *s = (const char *)c->src->data + (size_t)(r * c->src->stride) * es;
+        if (c->src->dtype == HD_F32) memmove(d, s, (size_t)c->dst->cols * sizeof(float));
+        else hd_cpu_load_f32(c->src->dtype, s, 0, c->dst->cols, d);
+    }
+}
+
+/* src may be float32 or a BF16/F16 weight (widened); dst is float32. */
+static void cpu_copy(hd_backend *be, hd_tensor *dst, const hd_tensor *src) {
+    copy_ctx c = {dst, src, 0};
+    if (dst->data == src->data && dst->stride == src->stride && src->dtype == HD_F32) return;
+    hd_cpu_for_rows(hd_cpu_of(be), dst->rows, dst->cols, copy_rows, &c);
+}
+
+static void fill_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    copy_ctx *c = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = (float *)c->dst->data + r * c->dst->stride;
+        for (int64_t i = 0; i < c->dst->cols; i++) d[i] = c->value;
+    }
+}
+
+static void cpu_fill(hd_backend *be, hd_tensor *dst, float value) {
+    copy_ctx c = {dst, NULL, value};
+    hd_cpu_for_rows(hd_cpu_of(be), dst->rows, dst->cols, fill_rows, &c);
+}
+
+/* ---- construction ---- */
+static void cpu_destroy(hd_backend *be) {
+    if (!be) return;
+    hd_cpu *cpu = be->impl;
+    if (cpu) {
+        hd_pool_destroy(cpu->pool);
+        if (cpu->scratch)
+            for (int i = 0; i < cpu->n_threads; i++) free(cpu->scratch[i]);
+        free(cpu->scratch);
+        free(cpu);
+    }
+    free(be);
+}
+
+static const hd_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .weight = cpu_weight,
+    .write = cpu_write,
+    .read = cpu_read,
+    .copy = cpu_copy,
+    .fill = cpu_fill,
+    .linear = hd_cpu_linear,
+    .rmsnorm = hd_cpu_rmsnorm,
+    .layernorm = hd_cpu_layernorm,
+    .rope = hd_cpu_rope,
+    .attention = hd_cpu_attention,
+    .add = hd_cpu_add,
+    .silu = hd_cpu_silu,
+    .silu_mul = hd_cpu_silu_mul,
+    .gelu_tanh = hd_cpu_gelu_tanh,
+    .gelu_erf = hd_cpu_gelu_erf,
+    .gather_rows = hd_cpu_gather_rows,
+    .set_rows = hd_cpu_set_rows,
+    .add_rows = hd_cpu_add_rows,
+};
+
+int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e) {
+    *out = NULL;
+    hd_backend_options o = {0};
+    if (opt) o = *opt;
+    int isa = o.isa == HD_ISA_BEST ? hd_cpu_best_isa() : o.isa;
+    if (isa < HD_ISA_SCALAR || isa > HD_ISA_AVX512)
+        return hd_fail(e, HD_EINVAL, "cpu backend: isa %d out of range 0..3", o.isa);
+    if (!hd_cpu_isa_supported(isa))
+        return hd_fail(e, HD_EUNSUPPORTED, "cpu backend: this CPU cannot run the %s kernels",
+                       hd_cpu_isa_name(isa));
+    int n = o.n_threads > 0 ? o.n_threads : hd_cpu_count();
+    if (o.n_threads < 0 || n > 1024)
+        return hd_fail(e, HD_EINVAL, "cpu backend: n_threads %d out of range 0..1024",
+                       o.n_threads);
+
+    hd_backend *be = calloc(1, sizeof *be);
+    hd_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!be || !cpu) {
+        free(be);
+        free(cpu);
+        return hd_fail(e, HD_ENOMEM, "cpu backend: out of memory");
+    }
+    be->ops = &cpu_ops;
+    be->impl = cpu;
+    cpu->n_threads = n;
+    cpu->k = isa == HD_ISA_AVX512 ? &hd_cpu_kernels_avx512
+             : isa == HD_ISA_AVX2 ? &hd_cpu_kernels_avx2
+                                  : &hd_cpu_kernels_scalar;
+    cpu->scratch = calloc((size_t)n, sizeof *cpu->scratch);
+    if (!cpu->scratch) {
+        cpu_destroy(be);
+        return hd_fail(e, HD_ENOMEM, "cpu backend: out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        cpu->scratch[i] = aligned_alloc(64, HD_CPU_SCRATCH_FLOATS * sizeof(float));
+        if (!cpu->scratch[i]) {
+            cpu_destroy(be);
+            return hd_fail(e, HD_ENOMEM, "cpu backend: out of memory for thread scratch");
+        }
+    }
+    int rc = hd_pool_create(&cpu->pool, n, e);
+    if (rc < 0) {
+        cpu_destroy(be);
+        return rc;
+    }
+    *out = be;
+    return 0;
+}

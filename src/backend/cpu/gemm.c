@@ -1,0 +1,166 @@
+/* linear: y[M,N] = x[M,K] · W[N,K]ᵀ (+ bias), a blocked GEMM in the BLIS style.
+ *
+ * Work is split into tasks of (row range × NC-column block) with one pool dispatch per call.
+ * Inside a task, for each KC-slice of K the W block is converted to float32 and packed into
+ * NR-wide panels (kept in L2 across all rows of the task), x is packed into MR-tall panels per
+ * MC rows, and the ISA micro-kernel computes MR×NR tiles of y with FMA accumulators. The first
+ * K-slice overwrites y (plus bias), the others accumulate, so no y pre-pass is needed. */
+#include <string.h>
+
+#include "backend/cpu/kernels.h"
+
+/* ---- portable packers and micro-kernel ---- */
+
+void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR) {
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            const float *row = x + i * ldx;
+            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = row[k];
+        } else {
+            for (int64_t k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
+        }
+    }
+}
+
+void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
+                            float *bp, int NR) {
+    for (int j = 0; j < NR; j++) {
+        float *col = bp + j;
+        if (j >= nr) {
+            for (int64_t k = 0; k < kc; k++) col[k * NR] = 0.0f;
+        } else if (dt == HD_BF16) {
+            const uint16_t *row = (const uint16_t *)w + j * ldw;
+            for (int64_t k = 0; k < kc; k++) col[k * NR] = hd_bf16_to_f32(row[k]);
+        } else if (dt == HD_F16) {
+            const uint16_t *row = (const uint16_t *)w + j * ldw;
+            for (int64_t k = 0; k < kc; k++) col[k * NR] = hd_f16_to_f32(row[k]);
+        } else {
+            const float *row = (const float *)w + j * ldw;
+            for (int64_t k = 0; k < kc; k++) col[k * NR] = row[k];
+        }
+    }
+}
+
+#define SMR 4
+#define SNR 8
+
+void hd_gemm_ukr_scalar(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
+                        int nr, int first, const float *bias) {
+    float acc[SMR][SNR];
+    memset(acc, 0, sizeof acc);
+    for (int64_t k = 0; k < kc; k++) {
+        const float *a = ap + k * SMR, *b = bp + k * SNR;
+        for (int i = 0; i < SMR; i++)
+            for (int j = 0; j < SNR; j++) acc[i][j] += a[i] * b[j];
+    }
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        for (int j = 0; j < nr; j++) {
+            if (first) row[j] = acc[i][j] + (bias ? bias[j] : 0.0f);
+            else row[j] += acc[i][j];
+        }
+    }
+}
+
+/* ---- driver ---- */
+
+typedef struct gemm_job {
+    hd_cpu *cpu;
+    float *y;
+    int64_t ldy;
+    const float *x;
+    int64_t ldx;
+    const char *w; /* bytes */
+    hd_dtype wdt;
+    int64_t ldw; /* elements */
+    const hd_tensor *bias;
+    int64_t M, N, K;
+    int64_t m_range; /* rows per task (multiple of MR) */
+    int64_t n_mr;    /* row ranges */
+} gemm_job;
+
+static void gemm_task(void *ctx, int64_t t, int thread) {
+    const gemm_job *g = ctx;
+    const hd_cpu_kernels *kn = g->cpu->k;
+    const int MR = kn->mr, NR = kn->nr;
+    const int64_t KC = kn->kc, NC = kn->nc;
+    const size_t es = hd_dtype_size(g->wdt);
+
+    int64_t nb = t / g->n_mr, mi = t % g->n_mr;
+    int64_t n0 = nb * NC, n1 = n0 + NC < g->N ? n0 + NC : g->N;
+    int64_t m0 = mi * g->m_range, m1 = m0 + g->m_range < g->M ? m0 + g->m_range : g->M;
+    if (m0 >= m1 || n0 >= n1) return;
+
+    float *scratch = g->cpu->scratch[thread];
+    float *bp = scratch;            /* KC × NC */
+    float *ap = bp + KC * NC;       /* MR × KC */
+    float *biasp = ap + MR * KC;    /* NC */
+    const float *bias = NULL;
+    if (g->bias) {
+        hd_cpu_load_f32(g->bias->dtype, g->bias->data, n0, n1 - n0, biasp);
+        bias = biasp;
+    }
+
+    for (int64_t pc = 0; pc < g->K; pc += KC) {
+        int64_t kc = g->K - pc < KC ? g->K - pc : KC;
+        int64_t kcp = (kc + kn->ku - 1) / kn->ku * kn->ku;
+        for (int64_t jr = n0; jr < n1; jr += NR) {
+            int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
+            kn->pack_b(g->wdt, g->w + (size_t)(jr * g->ldw + pc) * es, g->ldw, nr, kc,
+                       bp + ((jr - n0) / NR) * kcp * NR);
+        }
+        /* One MR-row panel of x at a time: it stays in L1 while the micro-kernel sweeps the
+         * packed W block (in L2) from left to right. */
+        for (int64_t ir = m0; ir < m1; ir += MR) {
+            int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
+            kn->pack_a(g->x + ir * g->ldx + pc, g->ldx, mr, kc, ap);
+            for (int64_t jr = n0; jr < n1; jr += NR) {
+                int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
+                kn->gemm_ukr(kcp, ap, bp + ((jr - n0) / NR) * kcp * NR, g->y + ir * g->ldy + jr,
+                             g->ldy, mr, nr, pc == 0, bias ? bias + (jr - n0) : NULL);
+            }
+        }
+    }
+}
+
+typedef struct bias_fill {
+    hd_tensor *y;
+    const hd_tensor *bias;
+} bias_fill;
+
+static void bias_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    bias_fill *b = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = (float *)b->y->data + r * b->y->stride;
+        if (b->bias) hd_cpu_load_f32(b->bias->dtype, b->bias->data, 0, b->y->cols, row);
+        else memset(row, 0, (size_t)b->y->cols * sizeof(float));
+    }
+}
+
+void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                   const hd_tensor *bias) {
+    hd_cpu *cpu = hd_cpu_of(be);
+    const hd_cpu_kernels *kn = cpu->k;
+    int64_t M = y->rows, N = y->cols, K = x->cols;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* empty sum: y = bias */
+        bias_fill b = {y, bias};
+        hd_cpu_for_rows(cpu, M, N, bias_rows, &b);
+        return;
+    }
+    gemm_job g = {
+        .cpu = cpu, .y = y->data, .ldy = y->stride, .x = x->data, .ldx = x->stride,
+        .w = w->data, .wdt = w->dtype, .ldw = w->stride, .bias = bias, .M = M, .N = N, .K = K,
+    };
+    /* Column blocks first; then split rows until there are ~4 tasks per thread, so that W
+     * panels are packed as few times as possible while the threads stay balanced. */
+    int64_t n_nb = (N + kn->nc - 1) / kn->nc;
+    int64_t m_tiles = (M + kn->mr - 1) / kn->mr;
+    int64_t want = (int64_t)cpu->n_threads * 4;
+    int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;
+    if (n_mr > m_tiles) n_mr = m_tiles;
+    if (n_mr < 1) n_mr = 1;
+    g.m_range = ((m_tiles + n_mr - 1) / n_mr) * kn->mr;
+    g.n_mr = (M + g.m_range - 1) / g.m_range;
+    hd_pool_run(cpu->pool, n_nb * g.n_mr, gemm_task, &g);
+}

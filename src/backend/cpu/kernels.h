@@ -1,0 +1,130 @@
+/* Internal interface of the CPU backend: the per-ISA kernel table, the backend state, and the
+ * op entry points implemented in the files of this folder. */
+#ifndef HD_BACKEND_CPU_KERNELS_H
+#define HD_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "core/threadpool.h"
+
+/* Per-thread scratch memory, allocated once with the backend (floats, 64-byte aligned). GEMM
+ * packing buffers and attention tiles are carved out of it, so ops never allocate. */
+#define HD_CPU_SCRATCH_FLOATS (320 * 1024)
+
+/* Attention key tile (keys per packed K/V tile); a multiple of 16. */
+#define HD_ATTN_BK 64
+
+/* GEMM micro-kernel: C[mr, nr] (=|+=) Ap · Bp over kcp = kc rounded up to the ISA's k-unroll
+ * (ku), where Ap is a packed MR×kcp panel and Bp a packed kcp×NR panel, both zero-padded (rows
+ * past mr, columns past nr, k past kc). The element order inside a panel is private to the
+ * ISA's packers and micro-kernel; the driver only knows the panel sizes (MR·kcp, kcp·NR).
+ * first != 0 overwrites C (adding bias[0..nr) if bias != NULL), otherwise accumulates. */
+typedef void (*hd_gemm_ukr_fn)(int64_t kcp, const float *ap, const float *bp, float *c,
+                               int64_t ldc, int mr, int nr, int first, const float *bias);
+/* Packs rows 0..nr-1 (nr <= NR) of a weight block (dtype dt, row stride ldw elements, first
+ * element at w) over kc columns into a kcp×NR panel, converting to float32. */
+typedef void (*hd_gemm_pack_b_fn)(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
+                                  float *bp);
+/* Packs rows 0..mr-1 (mr <= MR) of x (row stride ldx) over kc columns into an MR×kcp panel. */
+typedef void (*hd_gemm_pack_a_fn)(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
+
+/* Attention: s[r][j] = Σ_d q[r][d]·kt[d][j] for r < RB, j < HD_ATTN_BK, d < hd; q rows at
+ * q + r*ldq, kt rows of HD_ATTN_BK keys. */
+typedef void (*hd_attn_scores_fn)(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+/* o[r] = o[r]·alpha[r] + Σ_{j<nk} p[r][j]·v[j] for r < RB; o rows of hdp (multiple of 16)
+ * floats at o + r*hdp, p rows of HD_ATTN_BK, v rows of hdp. */
+typedef void (*hd_attn_pv_fn)(int hdp, int nk, const float *p, const float *v, float *o,
+                              const float *alpha);
+/* x[i] = exp(x[i]) for i < n, at most 2 ulp from the correctly rounded result; inputs below the
+ * float range (including -inf) give 0. */
+typedef void (*hd_vexp_fn)(float *x, int64_t n);
+
+typedef struct hd_cpu_kernels {
+    int isa;
+    int mr, nr;     /* GEMM micro-tile */
+    int ku;         /* k-unroll: packed panels hold kc rounded up to a multiple of ku */
+    int mc, kc, nc; /* GEMM cache blocks (multiples of mr, ku and nr) */
+    hd_gemm_ukr_fn gemm_ukr;
+    hd_gemm_pack_a_fn pack_a;
+    hd_gemm_pack_b_fn pack_b;
+    int attn_rb; /* query rows per attention kernel call */
+    hd_attn_scores_fn attn_scores;
+    hd_attn_pv_fn attn_pv;
+    hd_vexp_fn vexp;
+} hd_cpu_kernels;
+
+extern const hd_cpu_kernels hd_cpu_kernels_scalar;
+extern const hd_cpu_kernels hd_cpu_kernels_avx2;
+extern const hd_cpu_kernels hd_cpu_kernels_avx512;
+
+/* Portable kernels (also used by the ISA tables where no faster version exists). */
+void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR);
+void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
+                            float *bp, int NR);
+void hd_vexp_scalar(float *x, int64_t n);
+
+/* ISA kernels (gemm_avx2.c, gemm_avx512.c, attention_avx2.c, attention_avx512.c). */
+void hd_gemm_ukr_avx2(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
+                      int nr, int first, const float *bias);
+void hd_gemm_pack_a_avx2(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
+void hd_gemm_pack_b_avx2(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
+void hd_attn_scores_avx2(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_pv_avx2(int hdp, int nk, const float *p, const float *v, float *o,
+                     const float *alpha);
+void hd_vexp_avx2(float *x, int64_t n);
+
+void hd_gemm_ukr_avx512(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
+                        int mr, int nr, int first, const float *bias);
+void hd_gemm_pack_a_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
+void hd_gemm_pack_b_avx512(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
+                           float *bp);
+void hd_attn_scores_avx512(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_pv_avx512(int hdp, int nk, const float *p, const float *v, float *o,
+                       const float *alpha);
+void hd_vexp_avx512(float *x, int64_t n);
+
+/* ---- backend state ---- */
+typedef struct hd_cpu {
+    hd_pool *pool;
+    int n_threads;
+    const hd_cpu_kernels *k;
+    float **scratch; /* n_threads buffers of HD_CPU_SCRATCH_FLOATS */
+} hd_cpu;
+
+static inline hd_cpu *hd_cpu_of(hd_backend *be) { return (hd_cpu *)be->impl; }
+
+/* Runs fn over row ranges [r0, r1) covering 0..rows-1, threaded when the work (rows × cols
+ * elements) is large enough to pay for a dispatch. One dispatch per call. */
+typedef void (*hd_cpu_rows_fn)(void *ctx, int64_t r0, int64_t r1, int thread);
+void hd_cpu_for_rows(hd_cpu *cpu, int64_t rows, int64_t cols, hd_cpu_rows_fn fn, void *ctx);
+
+/* Converts n elements of a weight row (BF16, F16 or F32) starting at element i0 to float32. */
+void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst);
+
+/* ---- ops (one file each) ---- */
+void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                   const hd_tensor *bias);
+void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
+                      const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
+                      hd_attn_mask mask);
+void hd_cpu_rmsnorm(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                    float eps);
+void hd_cpu_layernorm(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                      const hd_tensor *b, float eps);
+void hd_cpu_rope(hd_backend *be, hd_tensor *x, const hd_tensor *cos, const hd_tensor *sin,
+                 int head_dim);
+void hd_cpu_add(hd_backend *be, hd_tensor *y, const hd_tensor *a, const hd_tensor *b);
+void hd_cpu_silu(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+void hd_cpu_silu_mul(hd_backend *be, hd_tensor *y, const hd_tensor *gate, const hd_tensor *up);
+void hd_cpu_gelu_tanh(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+void hd_cpu_gelu_erf(hd_backend *be, hd_tensor *y, const hd_tensor *x);
+void hd_cpu_gather_rows(hd_backend *be, hd_tensor *y, const hd_tensor *table, const int32_t *ids,
+                        int64_t n);
+void hd_cpu_set_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
+                     int64_t n);
+void hd_cpu_add_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
+                     int64_t n);
+
+#endif

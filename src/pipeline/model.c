@@ -1,0 +1,46 @@
+/* hd_model: a model directory opened, validated and bound to a backend. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/inventory.h"
+#include "pipeline/pipeline.h"
+
+int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, hd_error *e) {
+    *out = NULL;
+    hd_model *m = calloc(1, sizeof *m);
+    if (!m) return hd_fail(e, HD_ENOMEM, "out of memory");
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    hd_backend_options bo = {0};
+    if (opt) bo.n_threads = opt->n_threads;
+    const char *backend = opt && opt->backend ? opt->backend : "cpu";
+    int rc = hd_config_load_dir(&m->cfg, dir, e);
+    if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
+    if (rc == 0) rc = hd_inventory_check(&m->cfg, &m->st, 0, e);
+    if (rc == 0) rc = hd_tokenizer_load(&m->tok, dir, e);
+    if (rc == 0) rc = hd_backend_create(&m->be, backend, &bo, e);
+    if (rc == 0) rc = hd_uit_create(&m->uit, m->be, &m->cfg, &m->st, e);
+    if (rc == 0 && m->cfg.vision.present) {
+        rc = hd_vit_create(&m->vit, m->be, &m->cfg, &m->st, e);
+        if (rc == HD_EUNSUPPORTED) rc = 0; /* text-to-image still works without the tower */
+    }
+    if (rc < 0) {
+        hd_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+void hd_model_free(hd_model *m) {
+    if (!m) return;
+    hd_vit_free(m->vit);
+    hd_uit_free(m->uit);
+    if (m->be) hd_backend_destroy(m->be);
+    hd_tokenizer_free(m->tok);
+    hd_st_close(&m->st);
+    free(m);
+}
+
+const char *hd_model_name(const hd_model *m) { return m->cfg.name; }

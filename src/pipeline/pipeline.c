@@ -1,0 +1,364 @@
+/* The generation loop (spec 00 §2, 05 §4), device-agnostic. */
+#include "pipeline/pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "image/patchify.h"
+#include "image/layout.h"
+#include "pipeline/resolution.h"
+
+#define PATCH 32
+#define PATCH_DIM (3 * PATCH * PATCH)
+#define NOISE_SCALE 8.0 /* upstream NOISE_SCALE: standard deviation of the training noise */
+
+void hd_rgb_image_free(hd_rgb_image *img) {
+    if (!img) return;
+    free(img->rgb);
+    img->rgb = NULL;
+    img->width = img->height = 0;
+}
+
+void hd_generate_defaults(hd_generate_params *p, hd_mode mode) {
+    memset(p, 0, sizeof *p);
+    p->mode = mode;
+    p->width = p->height = 2048;
+    p->scheduler = HD_SCHEDULER_AUTO;
+    if (mode == HD_MODE_DEV) {
+        p->steps = HD_DEFAULT_TIMESTEPS_COUNT;
+        p->cfg = 0.0;
+        p->shift = 1.0;
+        p->seed = 32;
+        p->noise_scale_start = p->noise_scale_end = 7.5;
+        p->noise_clip_std = 2.5;
+    } else {
+        p->steps = 50;
+        p->cfg = 5.0;
+        p->shift = 3.0;
+        p->seed = 32;
+        p->noise_scale_start = p->noise_scale_end = NOISE_SCALE;
+        p->noise_clip_std = 0.0;
+    }
+}
+
+static int check_params(const hd_generate_params *p, hd_error *e) {
+    if (!p->prompt) return hd_fail(e, HD_EINVAL, "prompt: missing");
+    if (p->mode != HD_MODE_FULL && p->mode != HD_MODE_DEV)
+        return hd_fail(e, HD_EINVAL, "mode: must be full or dev");
+    if (p->n_timesteps < 0 || p->n_timesteps > HD_MAX_TIMESTEPS)
+        return hd_fail(e, HD_EINVAL, "timesteps: between 1 and %d values", HD_MAX_TIMESTEPS);
+    if (p->n_timesteps == 0 && (p->steps < 1 || p->steps > HD_MAX_TIMESTEPS))
+        return hd_fail(e, HD_EINVAL, "steps: %d is outside 1..%d", p->steps, HD_MAX_TIMESTEPS);
+    for (int i = 0; i < p->n_timesteps; i++) {
+        if (p->timesteps[i] < 0 || p->timesteps[i] > 999)
+            return hd_fail(e, HD_EINVAL, "timesteps[%d]: %d is outside 0..999", i, p->timesteps[i]);
+        if (i && p->timesteps[i] >= p->timesteps[i - 1])
+            return hd_fail(e, HD_EINVAL, "timesteps: must be strictly decreasing (entry %d)", i);
+    }
+    if (!(p->cfg >= 0 && p->cfg < 1e4)) return hd_fail(e, HD_EINVAL, "cfg: %g is out of range", p->cfg);
+    if (!(p->shift > 0 && p->shift < 1e4))
+        return hd_fail(e, HD_EINVAL, "shift: %g must be positive", p->shift);
+    if (!(p->noise_scale_start >= 0 && p->noise_scale_start < 1e4) ||
+        !(p->noise_scale_end >= 0 && p->noise_scale_end < 1e4))
+        return hd_fail(e, HD_EINVAL, "noise scale: must be in [0, 1e4)");
+    if (!(p->noise_clip_std >= 0 && p->noise_clip_std < 1e4))
+        return hd_fail(e, HD_EINVAL, "noise clip std: must be in [0, 1e4)");
+    if (p->n_refs < 0 || (p->n_refs > 0 && !p->refs))
+        return hd_fail(e, HD_EINVAL, "references: invalid list");
+    if (p->width <= 0 || p->height <= 0)
+        return hd_fail(e, HD_EINVAL, "size %dx%d: width and height must be positive", p->width,
+                       p->height);
+    return 0;
+}
+
+/* The official choice of sampler: full → UniPC; dev → flash, except exactly one reference
+ * (editing) → flow-match Euler. */
+static hd_scheduler_kind pick_scheduler(const hd_generate_params *p) {
+    if (p->scheduler != HD_SCHEDULER_AUTO) return p->scheduler;
+    if (p->mode == HD_MODE_FULL) return HD_SCHEDULER_UNIPC;
+    return p->n_refs == 1 ? HD_SCHEDULER_FLOW_MATCH : HD_SCHEDULER_FLASH;
+}
+
+static int build_branch(hd_job *job, int b, const char *text, const int *image_tokens,
+                        const hd_grid *vlm, const hd_grid *refs, hd_error *e) {
+    hd_model *m = job->m;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    HD_TRY(hd_chat_encode(m->tok, text, job->n_refs, image_tokens, &ids, &n, e));
+    hd_grid target = {1, job->height / PATCH, job->width / PATCH};
+    int rc = hd_sequence_build(&job->seq[b], ids, (int64_t)n, &m->cfg.ids, vlm, job->n_refs,
+                               target, refs, job->n_refs, e);
+    free(ids);
+    if (rc < 0) return rc;
+    hd_sequence *s = &job->seq[b];
+    job->out_rows[b] = malloc((size_t)job->L * sizeof(int32_t));
+    if (!job->out_rows[b]) return hd_fail(e, HD_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < job->L; i++) job->out_rows[b][i] = (int32_t)(s->T + i);
+    return 0;
+}
+
+static hd_uit_seq uit_seq(const hd_job *job, int b) {
+    const hd_sequence *s = &job->seq[b];
+    hd_uit_seq u = {s->ids, s->T, s->S, s->pos, s->A, job->have_vit ? &job->vit : NULL};
+    return u;
+}
+
+int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_error *e) {
+    memset(job, 0, sizeof *job);
+    job->m = m;
+    HD_TRY(check_params(p, e));
+    job->p = *p;
+    hd_generate_params *q = &job->p;
+    if (!q->uncond_prompt) q->uncond_prompt = " ";
+    job->sched_kind = pick_scheduler(q);
+
+    /* Output size: presets unless --no-snap; references may override it (keep_aspect). */
+    int w = q->width, h = q->height;
+    if (!q->no_snap) hd_snap_resolution(q->width, q->height, &w, &h);
+    HD_TRY(hd_check_resolution(w, h, e));
+
+    /* References → patch rows, condition images, processor output; may change the size. */
+    if (q->n_refs > 0) {
+        if (!m->vit)
+            return hd_fail(e, HD_EUNSUPPORTED,
+                           "%s: reference images need the vision tower, which this checkpoint lacks",
+                           m->dir);
+        hd_layout layout = {0}, *lp = NULL;
+        if (q->layout) {
+            int lrc = hd_layout_load(q->layout, &layout, e);
+            if (lrc == 0) lp = &layout;
+            else if (lrc == HD_EFORMAT) job->layout_ignored = 1; /* upstream: warn, go on */
+            else return lrc;
+        }
+        hd_image *imgs = calloc((size_t)q->n_refs, sizeof *imgs);
+        if (!imgs) {
+            hd_layout_free(&layout);
+            return hd_fail(e, HD_ENOMEM, "out of memory");
+        }
+        for (int k = 0; k < q->n_refs; k++)
+            imgs[k] = (hd_image){q->refs[k].width, q->refs[k].height, q->refs[k].rgb};
+        hd_processor_params pp = hd_processor_defaults();
+        pp.patch_size = m->cfg.vision.patch_size;
+        pp.temporal_patch_size = m->cfg.vision.temporal_patch_size;
+        pp.merge_size = m->cfg.vision.spatial_merge_size;
+        int rrc = hd_refs_prepare(imgs, q->n_refs, w, h, q->keep_aspect && q->n_refs == 1, lp, &pp,
+                                  &job->refs, e);
+        free(imgs);
+        hd_layout_free(&layout);
+        if (rrc < 0) return rrc;
+        job->n_refs = job->refs.n;
+        w = job->refs.target_w;
+        h = job->refs.target_h;
+    }
+    job->width = w;
+    job->height = h;
+    job->L = (int64_t)(w / PATCH) * (h / PATCH);
+
+    /* Sequences: conditional, and unconditional when CFG is on (the references are kept). */
+    int rc = 0;
+    job->n_branches = q->cfg > 1.0 ? 2 : 1;
+    hd_grid *vlm = NULL, *rg = NULL;
+    int *ntok = NULL;
+    if (job->n_refs > 0) {
+        vlm = calloc((size_t)job->n_refs, sizeof *vlm);
+        rg = calloc((size_t)job->n_refs, sizeof *rg);
+        ntok = calloc((size_t)job->n_refs, sizeof *ntok);
+        if (!vlm || !rg || !ntok) rc = hd_fail(e, HD_ENOMEM, "out of memory");
+        int merge = m->cfg.vision.spatial_merge_size;
+        for (int k = 0; rc == 0 && k < job->n_refs; k++) {
+            const int64_t *g = job->refs.vlm.grid_thw[k];
+            vlm[k] = (hd_grid){(int)g[0], (int)g[1] / merge, (int)g[2] / merge};
+            ntok[k] = vlm[k].t * vlm[k].h * vlm[k].w;
+            const hd_image *ri = &job->refs.entries[k].image;
+            rg[k] = (hd_grid){1, ri->h / PATCH, ri->w / PATCH};
+        }
+    }
+    if (rc == 0) rc = build_branch(job, 0, q->prompt, ntok, vlm, rg, e);
+    if (rc == 0 && job->n_branches == 2) rc = build_branch(job, 1, q->uncond_prompt, ntok, vlm, rg, e);
+    free(vlm);
+    free(rg);
+    free(ntok);
+    if (rc < 0) return rc;
+
+    /* Scheduler. */
+    const int *list = q->n_timesteps > 0 ? q->timesteps : NULL;
+    int n_steps = q->n_timesteps > 0 ? q->n_timesteps : q->steps;
+    if (!list && job->sched_kind != HD_SCHEDULER_UNIPC) {
+        if (n_steps != HD_DEFAULT_TIMESTEPS_COUNT)
+            return hd_fail(e, HD_EINVAL,
+                           "steps: the %s sampler uses the dev model's %d fixed timesteps; give "
+                           "--timesteps for another list",
+                           job->sched_kind == HD_SCHEDULER_FLASH ? "flash" : "flow-match",
+                           HD_DEFAULT_TIMESTEPS_COUNT);
+    }
+    HD_TRY(hd_scheduler_init(&job->sched, job->sched_kind, n_steps, q->shift, list, e));
+    job->p.steps = n_steps;
+
+    /* Initial noise: randn(1, 3, H, W) of a CPU torch generator seeded seed + 1, times the
+     * noise scale (8, or noise_scale_start for flash), patchified. */
+    size_t n_noise = (size_t)3 * w * h, n_z = (size_t)job->L * PATCH_DIM;
+    float *chw = malloc(n_noise * sizeof *chw);
+    job->z = malloc(n_z * sizeof *job->z);
+    job->vin = malloc(((size_t)job->L + (size_t)job->refs.n_patch_rows) * PATCH_DIM * sizeof *job->vin);
+    job->xc = malloc(n_z * sizeof *job->xc);
+    job->v = malloc(n_z * sizeof *job->v);
+    job->xu = job->n_branches == 2 ? malloc(n_z * sizeof *job->xu) : NULL;
+    if (!chw || !job->z || !job->vin || !job->xc || !job->v || (job->n_branches == 2 && !job->xu)) {
+        free(chw);
+        return hd_fail(e, HD_ENOMEM, "out of memory for a %dx%d sample", w, h);
+    }
+    hd_noise_default_init(&job->noise_default, q->seed);
+    rc = hd_noise_default_initial(&job->noise_default, chw, n_noise, e);
+    float s0 = job->sched_kind == HD_SCHEDULER_FLASH ? (float)q->noise_scale_start : (float)NOISE_SCALE;
+    for (size_t i = 0; i < n_noise; i++) {
+        chw[i] = s0 * chw[i];
+        if (q->bf16_compat) chw[i] = hd_round_bf16(chw[i]);
+    }
+    if (rc == 0) rc = hd_patchify(chw, w, h, job->z, e);
+    free(chw);
+    if (rc < 0) return rc;
+    if (q->bf16_compat)
+        for (int64_t i = 0; i < job->refs.n_patch_rows * PATCH_DIM; i++)
+            job->refs.patches[i] = hd_round_bf16(job->refs.patches[i]);
+
+    if (job->sched_kind == HD_SCHEDULER_FLASH) {
+        hd_flash_params fp = {q->noise_scale_start, q->noise_scale_end, q->noise_clip_std,
+                              hd_noise_default_source(&job->noise_default)};
+        if (q->noise) fp.noise = (hd_noise_source){q->noise, q->noise_user};
+        HD_TRY(hd_scheduler_set_flash(&job->sched, &fp, e));
+    }
+
+    /* ViT once per generation; its output serves every step and both branches. */
+    if (job->n_refs > 0) {
+        if (q->bf16_compat)
+            for (int64_t i = 0; i < job->refs.vlm.n_rows * job->refs.vlm.row_dim; i++)
+                job->refs.vlm.pixel_values[i] = hd_round_bf16(job->refs.vlm.pixel_values[i]);
+        HD_TRY(hd_vit_forward(m->vit, job->refs.vlm.pixel_values,
+                              (const int64_t(*)[3])job->refs.vlm.grid_thw, job->n_refs, &job->vit, e));
+        job->have_vit = 1;
+    }
+    /* Text-prefix K/V once per branch. */
+    for (int b = 0; b < job->n_branches; b++) {
+        hd_uit_seq s = uit_seq(job, b);
+        HD_TRY(hd_uit_prefix_build(m->uit, &s, &job->cache[b], NULL, e));
+    }
+    return 0;
+}
+
+/* One model call: x̂ rows of the target for branch b at timestep tau. */
+static int predict(hd_job *job, int b, int tau, float *out, hd_error *e) {
+    hd_uit_seq s = uit_seq(job, b);
+    return hd_uit_forward_cached(job->m->uit, &job->cache[b], &s, job->vin,
+                                 hd_sched_model_time(tau), job->out_rows[b], job->L, out, NULL, e);
+}
+
+int hd_job_run(hd_job *job, hd_error *e) {
+    const hd_generate_params *q = &job->p;
+    size_t n_z = (size_t)job->L * PATCH_DIM;
+    float g = (float)q->cfg;
+    if (q->z_trace) memcpy(q->z_trace, job->z, n_z * sizeof(float));
+    if (job->refs.n_patch_rows)
+        memcpy(job->vin + n_z, job->refs.patches,
+               (size_t)job->refs.n_patch_rows * PATCH_DIM * sizeof(float));
+    for (int i = 0; i < job->sched.n_steps; i++) {
+        int tau = job->sched.timesteps[i];
+        float sp = hd_sched_velocity_sigma(tau);
+        memcpy(job->vin, job->z, n_z * sizeof(float));
+        HD_TRY(predict(job, 0, tau, job->xc, e));
+        if (job->n_branches == 2) HD_TRY(predict(job, 1, tau, job->xu, e));
+        /* v = (x̂ − z)/σp per branch, CFG v = v_u + g(v_c − v_u); the scheduler takes −v. */
+        for (size_t k = 0; k < n_z; k++) {
+            float vc = (job->xc[k] - job->z[k]) / sp;
+            float v = vc;
+            if (job->n_branches == 2) {
+                float vu = (job->xu[k] - job->z[k]) / sp;
+                v = vu + g * (vc - vu);
+            }
+            job->v[k] = -v;
+        }
+        HD_TRY(hd_scheduler_step(&job->sched, i, job->v, job->z, job->z, n_z, e));
+        if (q->bf16_compat)
+            for (size_t k = 0; k < n_z; k++) job->z[k] = hd_round_bf16(job->z[k]);
+        if (q->z_trace) memcpy(q->z_trace + (size_t)(i + 1) * n_z, job->z, n_z * sizeof(float));
+        if (q->progress) {
+            hd_rgb_image prev = {0}, *pp = NULL;
+            int want = q->preview_every > 0 &&
+                       ((i + 1) % q->preview_every == 0 || i + 1 == job->sched.n_steps);
+            if (want && hd_rows_to_image(job->xc, job->width, job->height, 0, &prev, e) == 0)
+                pp = &prev;
+            int stop = q->progress(q->progress_user, i + 1, job->sched.n_steps, pp);
+            hd_rgb_image_free(&prev);
+            if (stop) return hd_fail(e, HD_ECANCELLED, "cancelled at step %d of %d", i + 1,
+                                     job->sched.n_steps);
+        }
+    }
+    return 0;
+}
+
+int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_rgb_image *out,
+                     hd_error *e) {
+    size_t n = (size_t)3 * w * h;
+    float *chw = malloc(n * sizeof *chw);
+    out->rgb = malloc(n);
+    if (!chw || !out->rgb) {
+        free(chw);
+        free(out->rgb);
+        out->rgb = NULL;
+        return hd_fail(e, HD_ENOMEM, "out of memory for a %dx%d image", w, h);
+    }
+    int rc = hd_unpatchify(rows, w, h, chw, e);
+    if (rc == 0) {
+        out->width = w;
+        out->height = h;
+        for (int c = 0; c < 3; c++)
+            for (size_t i = 0; i < (size_t)w * h; i++) {
+                /* (z + 1)/2·255, clamped, rounded half to even (spec 05 §8). With bf16_round the
+                 * sum is rounded to bf16 first, as the official bf16 tensor does. */
+                double a = (double)chw[(size_t)c * w * h + i] + 1.0;
+                if (bf16_round) a = hd_round_bf16((float)a);
+                double px = bf16_round ? (double)(float)((float)(a / 2) * 255.0f) : a / 2 * 255.0;
+                if (px < 0) px = 0;
+                if (px > 255) px = 255;
+                out->rgb[i * 3 + (size_t)c] = (uint8_t)nearbyint(px);
+            }
+    } else {
+        free(out->rgb);
+        out->rgb = NULL;
+    }
+    free(chw);
+    return rc;
+}
+
+int hd_job_image(const hd_job *job, hd_rgb_image *out, hd_error *e) {
+    return hd_rows_to_image(job->z, job->width, job->height, job->p.bf16_compat, out, e);
+}
+
+void hd_job_free(hd_job *job) {
+    for (int b = 0; b < 2; b++) {
+        hd_sequence_free(&job->seq[b]);
+        hd_prefix_cache_free(&job->cache[b]);
+        free(job->out_rows[b]);
+    }
+    if (job->have_vit) hd_vit_output_free(job->m->be, &job->vit);
+    hd_scheduler_free(&job->sched);
+    hd_refs_free(&job->refs);
+    free(job->z);
+    free(job->vin);
+    free(job->xc);
+    free(job->xu);
+    free(job->v);
+    memset(job, 0, sizeof *job);
+}
+
+int hd_generate(hd_model *m, const hd_generate_params *p, hd_rgb_image *out, hd_error *e) {
+    memset(out, 0, sizeof *out);
+    hd_job job;
+    int rc = hd_job_prepare(&job, m, p, e);
+    if (rc == 0) rc = hd_job_run(&job, e);
+    if (rc == 0) rc = hd_job_image(&job, out, e);
+    hd_job_free(&job);
+    return rc;
+}
