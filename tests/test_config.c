@@ -101,7 +101,8 @@ static void test_optional_parts_take_their_defaults(void) {
     CHECK(c.text.mrope_section[0] == 2);
 }
 
-/* ---- broken variants -------------------------------------------------------------------------- */
+/* ---- broken variants --------------------------------------------------------------------------
+ */
 
 static const char *del_path; /* "text_config.head_dim", "image_token_id", ... */
 
@@ -117,17 +118,32 @@ static void delete_field(json_t *r) {
 }
 
 static void test_missing_required_field_is_named(void) {
-    static const char *const fields[] = {
-        "model_type", "image_token_id", "video_token_id", "vision_start_token_id",
-        "vision_end_token_id", "text_config", "text_config.vocab_size",
-        "text_config.hidden_size", "text_config.intermediate_size",
-        "text_config.num_hidden_layers", "text_config.num_attention_heads",
-        "text_config.num_key_value_heads", "text_config.head_dim", "text_config.rms_norm_eps",
-        "text_config.rope_scaling", "vision_config.depth", "vision_config.hidden_size",
-        "vision_config.num_heads", "vision_config.intermediate_size", "vision_config.patch_size",
-        "vision_config.temporal_patch_size", "vision_config.spatial_merge_size",
-        "vision_config.in_channels", "vision_config.out_hidden_size",
-        "vision_config.num_position_embeddings", "vision_config.deepstack_visual_indexes"};
+    static const char *const fields[] = {"model_type",
+                                         "image_token_id",
+                                         "video_token_id",
+                                         "vision_start_token_id",
+                                         "vision_end_token_id",
+                                         "text_config",
+                                         "text_config.vocab_size",
+                                         "text_config.hidden_size",
+                                         "text_config.intermediate_size",
+                                         "text_config.num_hidden_layers",
+                                         "text_config.num_attention_heads",
+                                         "text_config.num_key_value_heads",
+                                         "text_config.head_dim",
+                                         "text_config.rms_norm_eps",
+                                         "text_config.rope_scaling",
+                                         "vision_config.depth",
+                                         "vision_config.hidden_size",
+                                         "vision_config.num_heads",
+                                         "vision_config.intermediate_size",
+                                         "vision_config.patch_size",
+                                         "vision_config.temporal_patch_size",
+                                         "vision_config.spatial_merge_size",
+                                         "vision_config.in_channels",
+                                         "vision_config.out_hidden_size",
+                                         "vision_config.num_position_embeddings",
+                                         "vision_config.deepstack_visual_indexes"};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         del_path = fields[i];
         hd_config c;
@@ -151,24 +167,40 @@ static void odd_head_dim(json_t *r) {
     json_object_set_new(tc(r), "head_dim", json_integer(7));
     json_array_set_new(json_object_get(rs(r), "mrope_section"), 0, json_integer(1));
 }
-static void zero_layers(json_t *r) { json_object_set_new(tc(r), "num_hidden_layers", json_integer(0)); }
-static void negative_hidden(json_t *r) { json_object_set_new(tc(r), "hidden_size", json_integer(-16)); }
+static void zero_layers(json_t *r) {
+    json_object_set_new(tc(r), "num_hidden_layers", json_integer(0));
+}
+static void negative_hidden(json_t *r) {
+    json_object_set_new(tc(r), "hidden_size", json_integer(-16));
+}
 static void real_hidden(json_t *r) { json_object_set_new(tc(r), "hidden_size", json_real(16.0)); }
-static void huge_vocab(json_t *r) { json_object_set_new(tc(r), "vocab_size", json_integer(1LL << 40)); }
+static void huge_vocab(json_t *r) {
+    json_object_set_new(tc(r), "vocab_size", json_integer(1LL << 40));
+}
 static void zero_eps(json_t *r) { json_object_set_new(tc(r), "rms_norm_eps", json_real(0)); }
 static void vision_heads(json_t *r) { json_object_set_new(vc(r), "num_heads", json_integer(5)); }
 static void deepstack_past_depth(json_t *r) {
     json_array_append_new(json_object_get(vc(r), "deepstack_visual_indexes"), json_integer(3));
 }
-static void token_outside_vocab(json_t *r) { json_object_set_new(r, "image_token_id", json_integer(70)); }
-static void negative_token(json_t *r) { json_object_set_new(r, "vision_end_token_id", json_integer(-1)); }
-static void wrong_model_type(json_t *r) { json_object_set_new(r, "model_type", json_string("llama")); }
+static void token_outside_vocab(json_t *r) {
+    json_object_set_new(r, "image_token_id", json_integer(70));
+}
+static void negative_token(json_t *r) {
+    json_object_set_new(r, "vision_end_token_id", json_integer(-1));
+}
+static void wrong_model_type(json_t *r) {
+    json_object_set_new(r, "model_type", json_string("llama"));
+}
 static void yarn_rope(json_t *r) { json_object_set_new(rs(r), "rope_type", json_string("yarn")); }
-static void out_hidden_mismatch(json_t *r) { json_object_set_new(vc(r), "out_hidden_size", json_integer(32)); }
+static void out_hidden_mismatch(json_t *r) {
+    json_object_set_new(vc(r), "out_hidden_size", json_integer(32));
+}
 static void non_square_grid(json_t *r) {
     json_object_set_new(vc(r), "num_position_embeddings", json_integer(10));
 }
-static void short_mrope(json_t *r) { json_array_remove(json_object_get(rs(r), "mrope_section"), 2); }
+static void short_mrope(json_t *r) {
+    json_array_remove(json_object_get(rs(r), "mrope_section"), 2);
+}
 static void bias_on(json_t *r) { json_object_set_new(tc(r), "attention_bias", json_true()); }
 static void text_not_object(json_t *r) { json_object_set_new(r, "text_config", json_integer(1)); }
 
@@ -219,7 +251,8 @@ static void test_malformed_json_is_rejected(void) {
     CHECK(hd_config_parse_json(&c, "", 0, "cfg.json", &e) == HD_EFORMAT);
 }
 
-/* ---- tokenizer ids ------------------------------------------------------------------------------ */
+/* ---- tokenizer ids ------------------------------------------------------------------------------
+ */
 
 static const char tok_json[] =
     "{\"added_tokens\":[{\"id\":5,\"content\":\"<|endoftext|>\"},"
@@ -252,8 +285,7 @@ static void test_missing_hidream_tokens_are_an_error_naming_tokenizer(void) {
     CHECK(strstr(e.msg, "added_tokens[0]") != NULL);
     const char *twice = "{\"added_tokens\":[{\"id\":1,\"content\":\"<|tms_token|>\"},"
                         "{\"id\":2,\"content\":\"<|tms_token|>\"}]}";
-    CHECK(hd_config_parse_tokenizer_ids(&ids, twice, strlen(twice), "tok.json", &e) ==
-          HD_EFORMAT);
+    CHECK(hd_config_parse_tokenizer_ids(&ids, twice, strlen(twice), "tok.json", &e) == HD_EFORMAT);
     CHECK(strstr(e.msg, "appears twice") != NULL);
     CHECK(hd_config_parse_tokenizer_ids(&ids, "{}", 2, "tok.json", &e) == HD_EFORMAT);
     CHECK(strstr(e.msg, "added_tokens") != NULL);
@@ -300,8 +332,7 @@ static void test_load_dir_errors_name_the_file(void) {
                       "{\"id\":64,\"content\":\"<|boi_token|>\"}]}";
     write_dir(dir, base_config, far);
     CHECK(hd_config_load_dir(&c, dir, &e) == HD_EFORMAT);
-    CHECKF(strstr(e.msg, "tokenizer.json") && strstr(e.msg, "<|tms_token|> id = 70"), "%s",
-           e.msg);
+    CHECKF(strstr(e.msg, "tokenizer.json") && strstr(e.msg, "<|tms_token|> id = 70"), "%s", e.msg);
     const char *none = "{\"added_tokens\":[{\"id\":64,\"content\":\"<|boi_token|>\"}]}";
     write_dir(dir, base_config, none);
     CHECK(hd_config_load_dir(&c, dir, &e) == HD_EFORMAT);

@@ -20,9 +20,11 @@ static unsigned char *make_image(const char *header, uint64_t declared_len, size
     size_t hl = strlen(header);
     *out_len = 8 + hl + data_len;
     unsigned char *b = malloc(*out_len);
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)(declared_len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(declared_len >> (8 * i));
     memcpy(b + 8, header, hl);
-    for (size_t i = 0; i < data_len; i++) b[8 + hl + i] = (unsigned char)i;
+    for (size_t i = 0; i < data_len; i++)
+        b[8 + hl + i] = (unsigned char)i;
     return b;
 }
 
@@ -111,7 +113,8 @@ static void test_bad_entries_are_rejected_each_with_its_own_message(void) {
         {"{\"t\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", "'dtype' is not a string"},
         {"{\"t\":{\"dtype\":\"F31\",\"shape\":[1],\"data_offsets\":[0,4]}}", "unknown dtype"},
         {"{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", "missing 'shape'"},
-        {"{\"t\":{\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,4]}}", "'shape' is not an array"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":3,\"data_offsets\":[0,4]}}",
+         "'shape' is not an array"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", "is not an integer"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", "is negative"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
@@ -245,7 +248,8 @@ static void test_typed_reads_convert_and_check_counts(void) {
 static void fill_ramp(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
     (void)ctx;
     (void)it;
-    for (size_t i = 0; i < n; i++) ((unsigned char *)buf)[i] = (unsigned char)((off + i) * 7);
+    for (size_t i = 0; i < n; i++)
+        ((unsigned char *)buf)[i] = (unsigned char)((off + i) * 7);
 }
 
 static void test_write_round_trip(void) {
@@ -269,7 +273,8 @@ static void test_write_round_trip(void) {
     unsigned char *raw = (unsigned char *)hd_test_read_file(path, &flen);
     CHECK(raw != NULL);
     uint64_t hl = 0;
-    for (int i = 7; raw && i >= 0; i--) hl = (hl << 8) | raw[i];
+    for (int i = 7; raw && i >= 0; i--)
+        hl = (hl << 8) | raw[i];
     CHECK(hl % 8 == 0);
     free(raw);
 
@@ -351,8 +356,8 @@ static void write_shard(const char *dir, const char *file, const char *const *na
     hd_st_write_item items[4];
     memset(items, 0, sizeof items);
     for (int i = 0; i < n; i++)
-        items[i] = (hd_st_write_item){.name = names[i], .dtype = HD_F32, .ndim = 1,
-                                      .shape = {4}, .data = shard_vals};
+        items[i] = (hd_st_write_item){
+            .name = names[i], .dtype = HD_F32, .ndim = 1, .shape = {4}, .data = shard_vals};
     hd_error e = {0};
     CHECKF(hd_st_write(path, items, n, &e) == 0, "%s", e.msg);
 }
@@ -379,8 +384,9 @@ static void test_sharded_directory_loads(void) {
     const char *s1[] = {"a", "b"}, *s2[] = {"c"};
     write_shard(dir, "m-1.safetensors", s1, 2);
     write_shard(dir, "m-2.safetensors", s2, 1);
-    write_index(dir, "{\"metadata\":{\"total_size\":48},\"weight_map\":{"
-                     "\"a\":\"m-1.safetensors\",\"b\":\"m-1.safetensors\",\"c\":\"m-2.safetensors\"}}");
+    write_index(dir,
+                "{\"metadata\":{\"total_size\":48},\"weight_map\":{"
+                "\"a\":\"m-1.safetensors\",\"b\":\"m-1.safetensors\",\"c\":\"m-2.safetensors\"}}");
     hd_safetensors st;
     hd_error e = {0};
     CHECKF(hd_st_open_dir(&st, dir, &e) == 0, "%s", e.msg);
@@ -406,8 +412,9 @@ static void test_sharded_index_errors_are_distinct(void) {
 
     write_index(dir, "{\"weight_map\":{\"a\":\"m-1.safetensors\",\"b\":\"m-2.safetensors\","
                      "\"c\":\"m-2.safetensors\"}}");
-    expect_dir(dir, HD_EFORMAT, "tensor 'b' is in shard m-1.safetensors but the index maps it to "
-                                "m-2.safetensors");
+    expect_dir(dir, HD_EFORMAT,
+               "tensor 'b' is in shard m-1.safetensors but the index maps it to "
+               "m-2.safetensors");
 
     write_index(dir, "{\"weight_map\":{\"a\":\"m-1.safetensors\",\"c\":\"m-2.safetensors\"}}");
     expect_dir(dir, HD_EFORMAT, "tensor 'b' in shard m-1.safetensors is not listed in the index");
@@ -431,8 +438,9 @@ static void test_sharded_index_errors_are_distinct(void) {
     /* the same name in two shards: the index can only point at one of them */
     write_index(dir, "{\"weight_map\":{\"a\":\"m-1.safetensors\",\"b\":\"m-1.safetensors\","
                      "\"c\":\"m-2.safetensors\",\"x\":\"m-3.safetensors\"}}");
-    expect_dir(dir, HD_EFORMAT, "tensor 'a' is in shard m-3.safetensors but the index maps it to "
-                                "m-1.safetensors");
+    expect_dir(dir, HD_EFORMAT,
+               "tensor 'a' is in shard m-3.safetensors but the index maps it to "
+               "m-1.safetensors");
 
     /* a corrupt shard is reported with the shard's own file name */
     char path[700];
@@ -481,13 +489,22 @@ static void collect_item(void *ctx, const hd_inv_entry *ent) {
     it->name = m->ent[m->n].name;
     it->dtype = HD_BF16;
     it->ndim = ent->ndim;
-    for (int d = 0; d < ent->ndim; d++) it->shape[d] = ent->shape[d];
+    for (int d = 0; d < ent->ndim; d++)
+        it->shape[d] = ent->shape[d];
     it->fill = fill_zero;
     m->n++;
 }
 
-enum mutation { MUT_NONE, MUT_DROP, MUT_RESHAPE, MUT_DTYPE, MUT_EXTRA, MUT_LM_HEAD, MUT_NO_VISION,
-                MUT_DROP_ONE_VISION };
+enum mutation {
+    MUT_NONE,
+    MUT_DROP,
+    MUT_RESHAPE,
+    MUT_DTYPE,
+    MUT_EXTRA,
+    MUT_LM_HEAD,
+    MUT_NO_VISION,
+    MUT_DROP_ONE_VISION
+};
 
 /* Writes the mini model with one mutation applied to the tensor `target` and checks it. */
 static int check_mutated(enum mutation mut, const char *target, int need_vision, hd_error *e) {
@@ -501,9 +518,12 @@ static int check_mutated(enum mutation mut, const char *target, int need_vision,
     int n = m.n;
     for (int i = 0; i < n; i++) {
         if (strcmp(m.it[i].name, target)) continue;
-        if (mut == MUT_DROP) m.it[i] = m.it[--n];
-        else if (mut == MUT_RESHAPE) m.it[i].shape[0] += 1;
-        else if (mut == MUT_DTYPE) m.it[i].dtype = HD_F64;
+        if (mut == MUT_DROP)
+            m.it[i] = m.it[--n];
+        else if (mut == MUT_RESHAPE)
+            m.it[i].shape[0] += 1;
+        else if (mut == MUT_DTYPE)
+            m.it[i].dtype = HD_F64;
         break;
     }
     if (mut == MUT_NO_VISION || mut == MUT_DROP_ONE_VISION) {
@@ -519,10 +539,12 @@ static int check_mutated(enum mutation mut, const char *target, int need_vision,
         n = k;
     }
     if (mut == MUT_EXTRA || mut == MUT_LM_HEAD)
-        m.it[n++] = (hd_st_write_item){.name = mut == MUT_EXTRA ? "model.extra.weight"
-                                                                : "lm_head.weight",
-                                       .dtype = HD_BF16, .ndim = 2, .shape = {70, 16},
-                                       .fill = fill_zero};
+        m.it[n++] =
+            (hd_st_write_item){.name = mut == MUT_EXTRA ? "model.extra.weight" : "lm_head.weight",
+                               .dtype = HD_BF16,
+                               .ndim = 2,
+                               .shape = {70, 16},
+                               .fill = fill_zero};
     char dir[512], path[600];
     hd_test_tmpdir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -594,8 +616,11 @@ static void test_inventory_rejects_unexpected_tensor(void) {
     static model_items m;
     m.n = 0;
     hd_inventory_foreach(&cfg, collect_item, &m);
-    m.it[m.n++] = (hd_st_write_item){.name = "model.visual.pos_embed.weight", .dtype = HD_F32,
-                                     .ndim = 1, .shape = {1}, .data = &v};
+    m.it[m.n++] = (hd_st_write_item){.name = "model.visual.pos_embed.weight",
+                                     .dtype = HD_F32,
+                                     .ndim = 1,
+                                     .shape = {1},
+                                     .data = &v};
     CHECK(hd_st_write(path, m.it, m.n, &e) == 0);
     CHECK(hd_st_open_dir(&st, dir, &e) == 0);
     CHECK(hd_inventory_check(&cfg, &st, 0, &e) == HD_EFORMAT);
@@ -615,7 +640,8 @@ static void test_inventory_messages_are_distinct(void) {
     const char *m[4] = {a.msg, b.msg, c.msg, d.msg};
     for (int i = 0; i < 4; i++) {
         CHECK(m[i][0] != 0);
-        for (int j = i + 1; j < 4; j++) CHECK(strcmp(m[i], m[j]) != 0);
+        for (int j = i + 1; j < 4; j++)
+            CHECK(strcmp(m[i], m[j]) != 0);
     }
 }
 

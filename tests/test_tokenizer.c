@@ -495,7 +495,7 @@ static void test_decode_round_trip(void) {
             free(back);
         }
     /* a split UTF-8 sequence decodes to U+FFFD, like Hugging Face */
-    int32_t half[2] = {3490, 220}; /* "\\xE4\\xB8" (2 of 3 bytes of a character), then " " */
+    int32_t half[2] = {3490, 220}; /* bytes E4 B8 (2 of a 3-byte character), then " " */
     char *back;
     size_t len;
     hd_error e = {0};

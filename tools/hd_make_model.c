@@ -117,18 +117,38 @@ static int plan_has_id(const token_plan *p, int id) {
 
 /* The real Qwen3-VL added tokens (ids 151643..151668) followed by HiDream's five. */
 static void plan_qwen(token_plan *p) {
-    static const char *const qwen[] = {
-        "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
-        "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
-        "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-        "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-        "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
-        "<think>", "</think>"};
+    static const char *const qwen[] = {"<|endoftext|>",
+                                       "<|im_start|>",
+                                       "<|im_end|>",
+                                       "<|object_ref_start|>",
+                                       "<|object_ref_end|>",
+                                       "<|box_start|>",
+                                       "<|box_end|>",
+                                       "<|quad_start|>",
+                                       "<|quad_end|>",
+                                       "<|vision_start|>",
+                                       "<|vision_end|>",
+                                       "<|vision_pad|>",
+                                       "<|image_pad|>",
+                                       "<|video_pad|>",
+                                       "<tool_call>",
+                                       "</tool_call>",
+                                       "<|fim_prefix|>",
+                                       "<|fim_middle|>",
+                                       "<|fim_suffix|>",
+                                       "<|fim_pad|>",
+                                       "<|repo_name|>",
+                                       "<|file_sep|>",
+                                       "<tool_response>",
+                                       "</tool_response>",
+                                       "<think>",
+                                       "</think>"};
     for (int i = 0; i < (int)(sizeof qwen / sizeof *qwen); i++)
         plan_add(p, 151643 + i, qwen[i], i < 14);
     static const char *const hidream[] = {"<|boi_token|>", "<|bor_token|>", "<|eor_token|>",
                                           "<|bot_token|>", "<|tms_token|>"};
-    for (int i = 0; i < 5; i++) plan_add(p, 151669 + i, hidream[i], 1);
+    for (int i = 0; i < 5; i++)
+        plan_add(p, 151669 + i, hidream[i], 1);
 }
 
 /* Reads an optional integer from the config's "hidream_tiny_test" block (-1 if absent). */
@@ -145,8 +165,7 @@ static int plan_small(token_plan *p, const hd_config *c, json_t *root, hd_error 
     plan_add(p, ids->video_pad, "<|video_pad|>", 1);
     plan_add(p, ids->vision_start, "<|vision_start|>", 1);
     plan_add(p, ids->vision_end, "<|vision_end|>", 1);
-    static const char *const keys[] = {"tms_token_id", "boi_token_id", "im_start_id",
-                                       "im_end_id"};
+    static const char *const keys[] = {"tms_token_id", "boi_token_id", "im_start_id", "im_end_id"};
     static const char *const names[] = {"<|tms_token|>", "<|boi_token|>", "<|im_start|>",
                                         "<|im_end|>"};
     int next = ids->image_pad;
@@ -156,7 +175,8 @@ static int plan_small(token_plan *p, const hd_config *c, json_t *root, hd_error 
     for (int k = 0; k < 4; k++) {
         int id = tiny_test_id(root, keys[k]);
         if (id < 0) {
-            while (plan_has_id(p, next)) next++;
+            while (plan_has_id(p, next))
+                next++;
             id = next++;
         }
         if (id >= c->text.vocab_size || plan_has_id(p, id) || id < 257)
@@ -240,8 +260,8 @@ static int write_tokenizer(const char *dir, const token_plan *p, hd_error *e) {
         const special_token *t = &p->tok[i];
         if (t->id > max_id) max_id = t->id;
         json_t *o = json_pack("{s:i, s:s, s:b, s:b, s:b, s:b, s:b}", "id", t->id, "content",
-                              t->content, "single_word", 0, "lstrip", 0, "rstrip", 0,
-                              "normalized", 0, "special", t->special);
+                              t->content, "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized",
+                              0, "special", t->special);
         if (!o || json_array_append_new(added, o)) rc = HD_ENOMEM;
     }
     /* every id below the largest special that is not a special gets a vocabulary entry:
@@ -249,8 +269,10 @@ static int write_tokenizer(const char *dir, const token_plan *p, hd_error *e) {
     char key[32];
     for (int id = 0; id < max_id && rc == 0; id++) {
         if (plan_has_id(p, id)) continue;
-        if (id >= 1 && id <= 256) utf8_encode(byte_to_codepoint(id - 1), key);
-        else snprintf(key, sizeof key, "<unused_%d>", id);
+        if (id >= 1 && id <= 256)
+            utf8_encode(byte_to_codepoint(id - 1), key);
+        else
+            snprintf(key, sizeof key, "<unused_%d>", id);
         if (json_object_set_new(vocab, key, json_integer(id))) rc = HD_ENOMEM;
     }
     char *text = rc ? NULL : json_dumps(root, JSON_PRESERVE_ORDER);
@@ -282,7 +304,8 @@ static uint64_t splitmix64(uint64_t x) {
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     return h;
 }
 
@@ -295,8 +318,7 @@ static float gauss_at(uint64_t key, uint64_t i) {
     return (s / 65535.0f - 2.0f) * 1.7320508f;
 }
 
-static void fill_tensor(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf,
-                        size_t n) {
+static void fill_tensor(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
     const tensor_plan *tp = ctx;
     size_t es = hd_dtype_size(it->dtype);
     uint64_t first = off / es;
@@ -324,9 +346,12 @@ static void choose_init(tensor_plan *tp) {
     const char *n = tp->ent.name;
     int is_norm = strstr(n, "layernorm.") || strstr(n, "_norm.") || strstr(n, ".norm.") ||
                   strstr(n, ".norm1.") || strstr(n, ".norm2.");
-    if (is_norm) tp->kind = ends_with(n, ".bias") ? INIT_ZEROS : INIT_ONES;
-    else if (ends_with(n, ".bias")) tp->kind = INIT_NORMAL, tp->std = 0.01f;
-    else tp->kind = INIT_NORMAL, tp->std = 0.02f;
+    if (is_norm)
+        tp->kind = ends_with(n, ".bias") ? INIT_ZEROS : INIT_ONES;
+    else if (ends_with(n, ".bias"))
+        tp->kind = INIT_NORMAL, tp->std = 0.01f;
+    else
+        tp->kind = INIT_NORMAL, tp->std = 0.02f;
 }
 
 typedef struct plan_list {
@@ -356,7 +381,9 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
     plan_list l = {.no_vision = no_vision};
     hd_inventory_foreach(c, plan_visit, &l);
     /* the real checkpoint also carries the (unused) text LM head */
-    hd_inv_entry lm = {.name = "lm_head.weight", .part = HD_PART_TEXT, .ndim = 2,
+    hd_inv_entry lm = {.name = "lm_head.weight",
+                       .part = HD_PART_TEXT,
+                       .ndim = 2,
                        .shape = {c->text.vocab_size, c->text.hidden_size}};
     plan_visit(&l, &lm);
     if (l.oom) {
@@ -395,8 +422,10 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
     if (!items || !index || !wm) rc = hd_fail(e, HD_ENOMEM, "out of memory");
     char fname[64], path[4096];
     for (int sh = 0; sh < shards && rc == 0; sh++) {
-        if (shards == 1) snprintf(fname, sizeof fname, "model.safetensors");
-        else snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", sh + 1, shards);
+        if (shards == 1)
+            snprintf(fname, sizeof fname, "model.safetensors");
+        else
+            snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", sh + 1, shards);
         int n = 0;
         for (int i = 0; i < l.n; i++) {
             if (l.t[i].shard != sh) continue;
@@ -405,7 +434,8 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
             it->name = l.t[i].ent.name;
             it->dtype = dtype;
             it->ndim = l.t[i].ent.ndim;
-            for (int d = 0; d < it->ndim; d++) it->shape[d] = l.t[i].ent.shape[d];
+            for (int d = 0; d < it->ndim; d++)
+                it->shape[d] = l.t[i].ent.shape[d];
             it->fill = fill_tensor;
             it->fill_ctx = &l.t[i];
             if (json_object_set_new(wm, it->name, json_string(fname)))
@@ -419,8 +449,10 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
         json_object_set_new(index, "metadata", json_pack("{s:I}", "total_size", (json_int_t)total));
         json_object_set(index, "weight_map", wm);
         char *text = json_dumps(index, JSON_INDENT(2));
-        if (!text) rc = hd_fail(e, HD_ENOMEM, "out of memory");
-        else rc = write_text_file(dir, "model.safetensors.index.json", text, e);
+        if (!text)
+            rc = hd_fail(e, HD_ENOMEM, "out of memory");
+        else
+            rc = write_text_file(dir, "model.safetensors.index.json", text, e);
         free(text);
     }
     json_decref(wm);
@@ -433,10 +465,9 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: hd_make_model (--preset tiny|8b | --config FILE) --out DIR [--seed N]\n"
-            "                     [--dtype bf16|f32] [--shards N] [--no-vision]\n"
-            "Writes a model directory (config.json, tokenizer.json, random weights).\n");
+    fprintf(f, "usage: hd_make_model (--preset tiny|8b | --config FILE) --out DIR [--seed N]\n"
+               "                     [--dtype bf16|f32] [--shards N] [--no-vision]\n"
+               "Writes a model directory (config.json, tokenizer.json, random weights).\n");
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -483,9 +514,12 @@ int main(int argc, char **argv) {
         }
         i++;
         char *end = NULL;
-        if (!strcmp(a, "--preset")) preset = v;
-        else if (!strcmp(a, "--config")) config_file = v;
-        else if (!strcmp(a, "--out")) out = v;
+        if (!strcmp(a, "--preset"))
+            preset = v;
+        else if (!strcmp(a, "--config"))
+            config_file = v;
+        else if (!strcmp(a, "--out"))
+            out = v;
         else if (!strcmp(a, "--seed")) {
             errno = 0;
             seed = strtoull(v, &end, 10);
@@ -494,8 +528,10 @@ int main(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--dtype")) {
-            if (!strcmp(v, "bf16")) dtype = HD_BF16;
-            else if (!strcmp(v, "f32")) dtype = HD_F32;
+            if (!strcmp(v, "bf16"))
+                dtype = HD_BF16;
+            else if (!strcmp(v, "f32"))
+                dtype = HD_F32;
             else {
                 fprintf(stderr, "hd_make_model: --dtype must be bf16 or f32\n");
                 return 2;
@@ -521,7 +557,9 @@ int main(int argc, char **argv) {
     char *config_text = NULL;
     size_t config_len = 0;
     if (preset) {
-        const char *src = !strcmp(preset, "tiny") ? preset_tiny : !strcmp(preset, "8b") ? preset_8b : NULL;
+        const char *src = !strcmp(preset, "tiny") ? preset_tiny
+                          : !strcmp(preset, "8b") ? preset_8b
+                                                  : NULL;
         if (!src) {
             fprintf(stderr, "hd_make_model: unknown preset '%s' (tiny or 8b)\n", preset);
             return 2;
@@ -541,8 +579,8 @@ int main(int argc, char **argv) {
                          : hd_fail(&e, HD_ENOMEM, "out of memory");
     if (rc == 0) {
         const hd_token_ids *ids = &cfg.ids;
-        if (cfg.text.vocab_size > 151673 && ids->image_pad == 151655 &&
-            ids->video_pad == 151656 && ids->vision_start == 151652 && ids->vision_end == 151653)
+        if (cfg.text.vocab_size > 151673 && ids->image_pad == 151655 && ids->video_pad == 151656 &&
+            ids->vision_start == 151652 && ids->vision_end == 151653)
             plan_qwen(&plan); /* the real Qwen3-VL layout */
         else {
             json_t *root = json_loadb(config_text, config_len, 0, NULL);

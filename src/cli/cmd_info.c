@@ -29,10 +29,14 @@ static void usage(FILE *f) {
 
 /* "7.57 B", "37.8 M", "4096" */
 static const char *human_count(char *buf, size_t n, int64_t v) {
-    if (v >= 1000000000) snprintf(buf, n, "%.2f B", (double)v / 1e9);
-    else if (v >= 1000000) snprintf(buf, n, "%.1f M", (double)v / 1e6);
-    else if (v >= 1000) snprintf(buf, n, "%.1f K", (double)v / 1e3);
-    else snprintf(buf, n, "%lld", (long long)v);
+    if (v >= 1000000000)
+        snprintf(buf, n, "%.2f B", (double)v / 1e9);
+    else if (v >= 1000000)
+        snprintf(buf, n, "%.1f M", (double)v / 1e6);
+    else if (v >= 1000)
+        snprintf(buf, n, "%.1f K", (double)v / 1e3);
+    else
+        snprintf(buf, n, "%lld", (long long)v);
     return buf;
 }
 
@@ -60,7 +64,8 @@ static double decoder_activation_bytes(const hd_text_config *t, double S) {
 static double vit_activation_bytes(const hd_vision_config *v) {
     double per_side = (double)EST_CONDITION_SIDE / v->patch_size, n = per_side * per_side;
     double h = v->hidden_size, inner = v->intermediate_size;
-    double patch_in = (double)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
+    double patch_in =
+        (double)v->in_channels * v->temporal_patch_size * v->patch_size * v->patch_size;
     return 4.0 * (n * (patch_in + 6 * h + inner) + n * n);
 }
 
@@ -92,17 +97,19 @@ int cmd_info(int argc, char **argv) {
 
     printf("model         %s (%s)\n", cfg.name, dir);
     printf("architecture  %s, model_type %s\n", arch, cfg.model_type);
-    printf("text          hidden %d, intermediate %d, %d layers, %d heads / %d KV heads of dim %d\n",
-           t->hidden_size, t->intermediate_size, t->num_layers, t->num_heads, t->num_kv_heads,
-           t->head_dim);
+    printf(
+        "text          hidden %d, intermediate %d, %d layers, %d heads / %d KV heads of dim %d\n",
+        t->hidden_size, t->intermediate_size, t->num_layers, t->num_heads, t->num_kv_heads,
+        t->head_dim);
     printf("              vocab %d, rms_norm_eps %g, rope_theta %g, mrope_section [%d, %d, %d]%s\n",
            t->vocab_size, t->rms_norm_eps, t->rope_theta, t->mrope_section[0], t->mrope_section[1],
            t->mrope_section[2], t->mrope_interleaved ? " interleaved" : "");
     if (v->present) {
-        printf("vision        depth %d, hidden %d, %d heads, intermediate %d, patch %d, temporal %d,"
-               " merge %d\n",
-               v->depth, v->hidden_size, v->num_heads, v->intermediate_size, v->patch_size,
-               v->temporal_patch_size, v->spatial_merge_size);
+        printf(
+            "vision        depth %d, hidden %d, %d heads, intermediate %d, patch %d, temporal %d,"
+            " merge %d\n",
+            v->depth, v->hidden_size, v->num_heads, v->intermediate_size, v->patch_size,
+            v->temporal_patch_size, v->spatial_merge_size);
         printf("              in_channels %d, out_hidden %d, position grid %d, %s, deepstack [",
                v->in_channels, v->out_hidden_size, v->num_position_embeddings, v->hidden_act);
         for (int i = 0; i < v->n_deepstack; i++)
@@ -126,8 +133,8 @@ int cmd_info(int argc, char **argv) {
            (long long)pc.part[HD_PART_TEXT], human_count(b1, sizeof b1, pc.part[HD_PART_TEXT]),
            pc.n_tensors[HD_PART_TEXT], (long long)pc.part[HD_PART_HIDREAM],
            human_count(b2, sizeof b2, pc.part[HD_PART_HIDREAM]), pc.n_tensors[HD_PART_HIDREAM]);
-    printf("              vision %lld (%s, %d tensors), total %lld (%s)",
-           (long long)vision_params, human_count(b1, sizeof b1, vision_params),
+    printf("              vision %lld (%s, %d tensors), total %lld (%s)", (long long)vision_params,
+           human_count(b1, sizeof b1, vision_params),
            have_vision ? pc.n_tensors[HD_PART_VISION] : 0, (long long)total,
            human_count(b3, sizeof b3, total));
     if (has_lm_head)
@@ -142,12 +149,16 @@ int cmd_info(int argc, char **argv) {
         const hd_st_tensor *x = &st.tensors[i];
         n_per_dtype[x->dtype]++;
         bytes_per_dtype[x->dtype] += x->nbytes;
-        if (!strncmp(x->name, "model.visual.", 13)) part_bytes[HD_PART_VISION] += x->nbytes;
-        else if (!strncmp(x->name, "model.language_model.", 21)) part_bytes[HD_PART_TEXT] += x->nbytes;
-        else if (strcmp(x->name, "lm_head.weight")) part_bytes[HD_PART_HIDREAM] += x->nbytes;
+        if (!strncmp(x->name, "model.visual.", 13))
+            part_bytes[HD_PART_VISION] += x->nbytes;
+        else if (!strncmp(x->name, "model.language_model.", 21))
+            part_bytes[HD_PART_TEXT] += x->nbytes;
+        else if (strcmp(x->name, "lm_head.weight"))
+            part_bytes[HD_PART_HIDREAM] += x->nbytes;
     }
     uint64_t disk = 0;
-    for (int i = 0; i < st.n_files; i++) disk += st.files[i].size;
+    for (int i = 0; i < st.n_files; i++)
+        disk += st.files[i].size;
     printf("files         %d safetensors file%s, %d tensors, %.2f GiB on disk; dtypes:", st.n_files,
            st.n_files == 1 ? "" : "s", st.n_tensors, (double)disk / GIB);
     for (int d = 0; d < HD_DTYPE_COUNT; d++)
@@ -179,7 +190,8 @@ int cmd_info(int argc, char **argv) {
         printf("              reference tasks: unavailable (no vision tower)\n");
     }
     printf("              (estimate: %d-token prompt, float32 activations, one forward at a "
-           "time)\n", EST_PROMPT_TOKENS);
+           "time)\n",
+           EST_PROMPT_TOKENS);
     hd_st_close(&st);
     return 0;
 }

@@ -21,8 +21,8 @@
 
 /* ---- field readers: each names "<file>: <path>" in its message --------------------------- */
 
-static int get_int(json_t *obj, const char *key, const char *path, const char *what, int lo,
-                   int hi, int *out, hd_error *e) {
+static int get_int(json_t *obj, const char *key, const char *path, const char *what, int lo, int hi,
+                   int *out, hd_error *e) {
     json_t *v = obj ? json_object_get(obj, key) : NULL;
     if (!v) return hd_fail(e, HD_EFORMAT, "%s: %s%s: missing", what, path, key);
     if (!json_is_integer(v))
@@ -35,10 +35,8 @@ static int get_int(json_t *obj, const char *key, const char *path, const char *w
     return 0;
 }
 
-static int get_pos_real(json_t *v, const char *field, const char *what, double *out,
-                        hd_error *e) {
-    if (!json_is_number(v))
-        return hd_fail(e, HD_EFORMAT, "%s: %s: not a number", what, field);
+static int get_pos_real(json_t *v, const char *field, const char *what, double *out, hd_error *e) {
+    if (!json_is_number(v)) return hd_fail(e, HD_EFORMAT, "%s: %s: not a number", what, field);
     double x = json_number_value(v);
     if (!(x > 0) || !isfinite(x))
         return hd_fail(e, HD_EFORMAT, "%s: %s = %g must be positive", what, field, x);
@@ -115,24 +113,25 @@ static int parse_rope(hd_text_config *t, json_t *root, json_t *tc, const char *w
                        rs_path, sum, t->head_dim / 2, t->head_dim);
 
     /* Qwen3-VL always uses the interleaved layout; the flag may sit in several places */
-    json_t *mi_holder = json_object_get(rs, "mrope_interleaved") ? rs
+    json_t *mi_holder = json_object_get(rs, "mrope_interleaved")   ? rs
                         : json_object_get(tc, "mrope_interleaved") ? tc
-                                                                    : root;
+                                                                   : root;
     HD_TRY(get_flag(mi_holder, "mrope_interleaved",
-                    mi_holder == rs ? rs_path : mi_holder == tc ? "text_config." : "", what, 1,
-                    &t->mrope_interleaved, e));
+                    mi_holder == rs   ? rs_path
+                    : mi_holder == tc ? "text_config."
+                                      : "",
+                    what, 1, &t->mrope_interleaved, e));
 
     /* rope_theta: text_config first, then the rope dict, then the top level */
     json_t *th = json_object_get(tc, "rope_theta");
-    const char *th_field = "text_config.rope_theta";
+    char th_field[64] = "text_config.rope_theta";
     if (!th) {
         th = json_object_get(rs, "rope_theta");
-        th_field = rs == json_object_get(root, "rope_scaling") ? "rope_scaling.rope_theta"
-                                                               : "text_config.rope_scaling.rope_theta";
+        snprintf(th_field, sizeof th_field, "%srope_theta", rs_path);
     }
     if (!th) {
         th = json_object_get(root, "rope_theta");
-        th_field = "rope_theta";
+        snprintf(th_field, sizeof th_field, "rope_theta");
     }
     if (!th) return hd_fail(e, HD_EFORMAT, "%s: text_config.rope_theta: missing", what);
     return get_pos_real(th, th_field, what, &t->rope_theta, e);
@@ -197,13 +196,15 @@ static int parse_vision(hd_vision_config *v, json_t *root, int text_hidden, cons
     HD_TRY(get_int(vc, "spatial_merge_size", p, what, 1, 16, &v->spatial_merge_size, e));
     HD_TRY(get_int(vc, "in_channels", p, what, 1, 16, &v->in_channels, e));
     HD_TRY(get_int(vc, "out_hidden_size", p, what, 1, 1 << 16, &v->out_hidden_size, e));
-    HD_TRY(get_int(vc, "num_position_embeddings", p, what, 1, 1 << 24,
-                   &v->num_position_embeddings, e));
+    HD_TRY(get_int(vc, "num_position_embeddings", p, what, 1, 1 << 24, &v->num_position_embeddings,
+                   e));
 
     json_t *act = json_object_get(vc, "hidden_act");
-    if (act) HD_TRY(copy_string(act, "vision_config.hidden_act", what, v->hidden_act,
-                                sizeof v->hidden_act, e));
-    else snprintf(v->hidden_act, sizeof v->hidden_act, "gelu_pytorch_tanh");
+    if (act)
+        HD_TRY(copy_string(act, "vision_config.hidden_act", what, v->hidden_act,
+                           sizeof v->hidden_act, e));
+    else
+        snprintf(v->hidden_act, sizeof v->hidden_act, "gelu_pytorch_tanh");
 
     json_t *ds = json_object_get(vc, "deepstack_visual_indexes");
     if (!ds)
@@ -216,8 +217,7 @@ static int parse_vision(hd_vision_config *v, json_t *root, int text_hidden, cons
     v->n_deepstack = (int)json_array_size(ds);
     for (int i = 0; i < v->n_deepstack; i++) {
         json_t *x = json_array_get(ds, (size_t)i);
-        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
-            json_integer_value(x) >= v->depth)
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) >= v->depth)
             return hd_fail(e, HD_EFORMAT,
                            "%s: vision_config.deepstack_visual_indexes[%d]: not an integer in "
                            "[0, depth = %d)",
@@ -248,8 +248,8 @@ static int parse_vision(hd_vision_config *v, json_t *root, int text_hidden, cons
 
 static int check_token_id(int id, const char *field, const char *file, int vocab, hd_error *e) {
     if (id < 0 || id >= vocab)
-        return hd_fail(e, HD_EFORMAT, "%s: %s = %d is outside the vocabulary [0, %d)", file,
-                       field, id, vocab);
+        return hd_fail(e, HD_EFORMAT, "%s: %s = %d is outside the vocabulary [0, %d)", file, field,
+                       id, vocab);
     return 0;
 }
 
@@ -287,8 +287,8 @@ int hd_config_parse_json(hd_config *cfg, const char *json, size_t len, const cha
     hd_token_ids *ids = &cfg->ids;
     if ((rc = get_int(root, "image_token_id", "", what, INT_MIN, INT_MAX, &ids->image_pad, e)) ||
         (rc = get_int(root, "video_token_id", "", what, INT_MIN, INT_MAX, &ids->video_pad, e)) ||
-        (rc = get_int(root, "vision_start_token_id", "", what, INT_MIN, INT_MAX,
-                      &ids->vision_start, e)) ||
+        (rc = get_int(root, "vision_start_token_id", "", what, INT_MIN, INT_MAX, &ids->vision_start,
+                      e)) ||
         (rc = get_int(root, "vision_end_token_id", "", what, INT_MIN, INT_MAX, &ids->vision_end,
                       e)) ||
         (rc = check_token_id(ids->image_pad, "image_token_id", what, vocab, e)) ||
@@ -303,8 +303,8 @@ done:
 
 /* ---- tokenizer.json -------------------------------------------------------------------------- */
 
-int hd_config_parse_tokenizer_ids(hd_token_ids *ids, const char *json, size_t len,
-                                  const char *what, hd_error *e) {
+int hd_config_parse_tokenizer_ids(hd_token_ids *ids, const char *json, size_t len, const char *what,
+                                  hd_error *e) {
     ids->tms = ids->boi = ids->im_start = ids->im_end = ids->endoftext = -1;
     if (!what) what = "tokenizer.json";
     json_error_t jerr;
@@ -327,8 +327,10 @@ int hd_config_parse_tokenizer_ids(hd_token_ids *ids, const char *json, size_t le
     json_array_foreach(added, i, tok) {
         json_t *id = json_object_get(tok, "id"), *content = json_object_get(tok, "content");
         if (!json_is_object(tok) || !json_is_integer(id) || !json_is_string(content)) {
-            rc = hd_fail(e, HD_EFORMAT, "%s: added_tokens[%zu]: needs integer 'id' and string "
-                         "'content'", what, i);
+            rc = hd_fail(e, HD_EFORMAT,
+                         "%s: added_tokens[%zu]: needs integer 'id' and string "
+                         "'content'",
+                         what, i);
             goto done;
         }
         json_int_t v = json_integer_value(id);
@@ -406,9 +408,11 @@ fail:
 /* Base name of dir, ignoring trailing slashes ("a/b/" -> "b"). */
 static void dir_base_name(const char *dir, char *out, size_t n) {
     size_t end = strlen(dir);
-    while (end > 1 && dir[end - 1] == '/') end--;
+    while (end > 1 && dir[end - 1] == '/')
+        end--;
     size_t start = end;
-    while (start > 0 && dir[start - 1] != '/') start--;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
     size_t len = end - start;
     if (len >= n) len = n - 1;
     memcpy(out, dir + start, len);
@@ -439,7 +443,8 @@ int hd_config_load_dir(hd_config *cfg, const char *dir, hd_error *e) {
     int vocab = cfg->text.vocab_size;
     HD_TRY(check_token_id(ids->tms, "<|tms_token|> id", path, vocab, e));
     HD_TRY(check_token_id(ids->boi, "<|boi_token|> id", path, vocab, e));
-    if (ids->im_start >= 0) HD_TRY(check_token_id(ids->im_start, "<|im_start|> id", path, vocab, e));
+    if (ids->im_start >= 0)
+        HD_TRY(check_token_id(ids->im_start, "<|im_start|> id", path, vocab, e));
     if (ids->im_end >= 0) HD_TRY(check_token_id(ids->im_end, "<|im_end|> id", path, vocab, e));
     if (ids->endoftext >= 0)
         HD_TRY(check_token_id(ids->endoftext, "<|endoftext|> id", path, vocab, e));

@@ -26,7 +26,8 @@ typedef struct st_range {
 
 static uint64_t read_u64_le(const uint8_t *p) {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -120,8 +121,8 @@ static int parse_entry(hd_st_tensor *t, json_t *v, uint64_t data_len, const char
 
     json_t *jo = json_object_get(v, "data_offsets");
     if (!jo) return hd_fail(e, HD_EFORMAT, "%s: tensor '%s': missing 'data_offsets'", what, name);
-    if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-        !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1)))
+    if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
+        !json_is_integer(json_array_get(jo, 1)))
         return hd_fail(e, HD_EFORMAT, "%s: tensor '%s': 'data_offsets' is not two integers", what,
                        name);
     json_int_t b = json_integer_value(json_array_get(jo, 0));
@@ -134,8 +135,8 @@ static int parse_entry(hd_st_tensor *t, json_t *v, uint64_t data_len, const char
                        name, (long long)b, (long long)en);
 
     if (shape_bytes(t->shape, t->ndim, hd_dtype_size(t->dtype), &t->numel, &t->nbytes) != 0)
-        return hd_fail(e, HD_EFORMAT, "%s: tensor '%s': element count of the shape overflows",
-                       what, name);
+        return hd_fail(e, HD_EFORMAT, "%s: tensor '%s': element count of the shape overflows", what,
+                       name);
     if ((uint64_t)(en - b) != t->nbytes)
         return hd_fail(e, HD_EFORMAT,
                        "%s: tensor '%s': data_offsets span %llu bytes but %s x shape needs %llu",
@@ -170,8 +171,8 @@ static int parse_image(hd_safetensors *st, int file, const uint8_t *buf, size_t 
     json_error_t jerr;
     json_t *root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return hd_fail(e, HD_EFORMAT, "%s: header is not valid JSON: %s (line %d, column %d)",
-                       what, jerr.text, jerr.line, jerr.column);
+        return hd_fail(e, HD_EFORMAT, "%s: header is not valid JSON: %s (line %d, column %d)", what,
+                       jerr.text, jerr.line, jerr.column);
     if (!json_is_object(root)) {
         json_decref(root);
         return hd_fail(e, HD_EFORMAT, "%s: header is not a JSON object", what);
@@ -222,8 +223,8 @@ static int parse_image(hd_safetensors *st, int file, const uint8_t *buf, size_t 
                 rc = hd_fail(e, HD_EFORMAT,
                              "%s: tensor '%s': bytes [%llu, %llu) overlap tensor '%s' [%llu, %llu)",
                              what, r->name, (unsigned long long)r->begin,
-                             (unsigned long long)r->end, far->name,
-                             (unsigned long long)far->begin, (unsigned long long)far->end);
+                             (unsigned long long)r->end, far->name, (unsigned long long)far->begin,
+                             (unsigned long long)far->end);
                 break;
             }
             if (!far || r->end > far->end) far = r;
@@ -274,8 +275,8 @@ static int open_append(hd_safetensors *st, const char *path, hd_error *e) {
     size_t size = (size_t)sb.st_size;
     if (size < 8) {
         close(fd);
-        return hd_fail(e, HD_EFORMAT,
-                       "%s: file is %zu bytes, shorter than the 8-byte header size", path, size);
+        return hd_fail(e, HD_EFORMAT, "%s: file is %zu bytes, shorter than the 8-byte header size",
+                       path, size);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int err = errno;
@@ -310,7 +311,8 @@ int hd_st_open_buffer(hd_safetensors *st, const void *buf, size_t len, const cha
 
 void hd_st_close(hd_safetensors *st) {
     if (!st) return;
-    for (int i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
+    for (int i = 0; i < st->n_tensors; i++)
+        free(st->tensors[i].name);
     free(st->tensors);
     for (int i = 0; i < st->n_files; i++) {
         if (st->files[i].map) munmap(st->files[i].map, st->files[i].size);
@@ -326,8 +328,10 @@ const hd_st_tensor *hd_st_find(const hd_safetensors *st, const char *name) {
         int mid = lo + (hi - lo) / 2;
         int c = strcmp(name, st->tensors[mid].name);
         if (c == 0) return &st->tensors[mid];
-        if (c < 0) hi = mid - 1;
-        else lo = mid + 1;
+        if (c < 0)
+            hi = mid - 1;
+        else
+            lo = mid + 1;
     }
     return NULL;
 }
@@ -387,8 +391,7 @@ static int plain_file_name(const char *s) {
     return s[0] && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/');
 }
 
-static int open_sharded(hd_safetensors *st, const char *dir, const char *index_path,
-                        hd_error *e) {
+static int open_sharded(hd_safetensors *st, const char *dir, const char *index_path, hd_error *e) {
     size_t len = 0;
     char *text = read_small_file(index_path, &len, e);
     if (!text) return e ? e->code : HD_EIO;
@@ -427,7 +430,8 @@ static int open_sharded(hd_safetensors *st, const char *dir, const char *index_p
             goto done;
         }
         size_t k = 0;
-        while (k < n_shards && strcmp(shards[k], s)) k++;
+        while (k < n_shards && strcmp(shards[k], s))
+            k++;
         if (k == n_shards) shards[n_shards++] = s;
     }
     if (n_shards == 0) {
@@ -439,8 +443,8 @@ static int open_sharded(hd_safetensors *st, const char *dir, const char *index_p
     for (size_t k = 0; k < n_shards; k++) {
         snprintf(path, sizeof path, "%s/%s", dir, shards[k]);
         if (!file_exists(path)) {
-            rc = hd_fail(e, HD_EIO, "%s: shard '%s' named in the index does not exist",
-                         index_path, shards[k]);
+            rc = hd_fail(e, HD_EIO, "%s: shard '%s' named in the index does not exist", index_path,
+                         shards[k]);
             goto done;
         }
         if ((rc = open_append(st, path, e)) < 0) goto done;
@@ -456,9 +460,9 @@ static int open_sharded(hd_safetensors *st, const char *dir, const char *index_p
             goto done;
         }
         if (strcmp(json_string_value(want), shard)) {
-            rc = hd_fail(e, HD_EFORMAT,
-                         "%s: tensor '%s' is in shard %s but the index maps it to %s", index_path,
-                         t->name, shard, json_string_value(want));
+            rc =
+                hd_fail(e, HD_EFORMAT, "%s: tensor '%s' is in shard %s but the index maps it to %s",
+                        index_path, t->name, shard, json_string_value(want));
             goto done;
         }
     }
@@ -551,7 +555,8 @@ int hd_st_read_f64(const hd_st_tensor *t, double *out, size_t n, hd_error *e) {
         size_t c = n - i < per ? n - i : per;
         memcpy(bounce, src + i * es, c * es);
         hd_convert_to_f32(t->dtype, bounce, tmp, c);
-        for (size_t j = 0; j < c; j++) out[i + j] = tmp[j];
+        for (size_t j = 0; j < c; j++)
+            out[i + j] = tmp[j];
     }
     return 0;
 }
@@ -561,8 +566,8 @@ int hd_st_read_i64(const hd_st_tensor *t, int64_t *out, size_t n, hd_error *e) {
     if (rc < 0) return rc;
     if (t->dtype != HD_I64 && t->dtype != HD_I32 && t->dtype != HD_I16 && t->dtype != HD_I8 &&
         t->dtype != HD_U8 && t->dtype != HD_BOOL)
-        return hd_fail(e, HD_EUNSUPPORTED, "tensor '%s': dtype %s is not an integer type",
-                       t->name, hd_dtype_name(t->dtype));
+        return hd_fail(e, HD_EUNSUPPORTED, "tensor '%s': dtype %s is not an integer type", t->name,
+                       hd_dtype_name(t->dtype));
     const unsigned char *p = t->data;
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {
@@ -608,13 +613,18 @@ static json_t *build_header(const hd_st_write_item *items, int n_items, const ch
         int64_t numel = 0;
         uint64_t nbytes = 0;
         const char *why = NULL;
-        if (!it->name || !it->name[0] || !strcmp(it->name, "__metadata__")) why = "invalid name";
-        else if ((unsigned)it->dtype >= HD_DTYPE_COUNT) why = "invalid dtype";
-        else if (it->ndim < 0 || it->ndim > HD_ST_MAX_DIMS) why = "invalid number of dims";
+        if (!it->name || !it->name[0] || !strcmp(it->name, "__metadata__"))
+            why = "invalid name";
+        else if ((unsigned)it->dtype >= HD_DTYPE_COUNT)
+            why = "invalid dtype";
+        else if (it->ndim < 0 || it->ndim > HD_ST_MAX_DIMS)
+            why = "invalid number of dims";
         else if (shape_bytes(it->shape, it->ndim, hd_dtype_size(it->dtype), &numel, &nbytes))
             why = "negative or overflowing shape";
-        else if (nbytes && !it->data && !it->fill) why = "neither data nor fill given";
-        else if (json_object_get(root, it->name)) why = "name given twice";
+        else if (nbytes && !it->data && !it->fill)
+            why = "neither data nor fill given";
+        else if (json_object_get(root, it->name))
+            why = "name given twice";
         if (why) {
             json_decref(root);
             hd_fail(e, HD_EINVAL, "%s: tensor '%s': %s", path, name, why);
@@ -668,7 +678,8 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
     /* pad the JSON with spaces so the data area starts 8-byte aligned */
     size_t hl = strlen(hdr), padded = (hl + 7) & ~(size_t)7;
     uint8_t lenbuf[8];
-    for (int i = 0; i < 8; i++) lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        lenbuf[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
     if (write_all(f, lenbuf, 8) || write_all(f, hdr, hl) || write_all(f, spaces, padded - hl)) {
         rc = hd_fail(e, HD_EIO, "%s: write failed: %s", tmp, strerror(errno));

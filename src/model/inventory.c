@@ -15,8 +15,8 @@ typedef struct inv_emitter {
     int count;
 } inv_emitter;
 
-static void emit(inv_emitter *em, hd_part part, int ndim, const int64_t *shape,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void emit(inv_emitter *em, hd_part part, int ndim, const int64_t *shape, const char *fmt,
+                 ...) __attribute__((format(printf, 5, 6)));
 
 static void emit(inv_emitter *em, hd_part part, int ndim, const int64_t *shape, const char *fmt,
                  ...) {
@@ -28,7 +28,8 @@ static void emit(inv_emitter *em, hd_part part, int ndim, const int64_t *shape, 
     va_end(ap);
     ent.part = part;
     ent.ndim = ndim;
-    for (int i = 0; i < ndim; i++) ent.shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        ent.shape[i] = shape[i];
     em->fn(em->ctx, &ent);
     em->count++;
 }
@@ -83,8 +84,7 @@ int hd_inventory_foreach(const hd_config *cfg, void (*fn)(void *ctx, const hd_in
     const int64_t vh = v->hidden_size, vi = v->intermediate_size, out = v->out_hidden_size;
     const int64_t W = vh * v->spatial_merge_size * v->spatial_merge_size; /* merged width */
     const char *vp = "model.visual.";
-    emit(&em, V, 5,
-         SHAPE(vh, v->in_channels, v->temporal_patch_size, v->patch_size, v->patch_size),
+    emit(&em, V, 5, SHAPE(vh, v->in_channels, v->temporal_patch_size, v->patch_size, v->patch_size),
          "%spatch_embed.proj.weight", vp);
     EMIT1(V, vh, "%spatch_embed.proj.bias", vp);
     EMIT2(V, v->num_position_embeddings, vh, "%spos_embed.weight", vp);
@@ -122,7 +122,8 @@ int hd_inventory_foreach(const hd_config *cfg, void (*fn)(void *ctx, const hd_in
 
 int64_t hd_inv_numel(const hd_inv_entry *ent) {
     int64_t n = 1;
-    for (int i = 0; i < ent->ndim; i++) n *= ent->shape[i];
+    for (int i = 0; i < ent->ndim; i++)
+        n *= ent->shape[i];
     return n;
 }
 
@@ -146,7 +147,8 @@ static void count_visit(void *ctx, const hd_inv_entry *ent) {
 void hd_inventory_param_counts(const hd_config *cfg, hd_param_counts *out) {
     memset(out, 0, sizeof *out);
     hd_inventory_foreach(cfg, count_visit, out);
-    for (int p = 0; p < HD_PART_COUNT; p++) out->total += out->part[p];
+    for (int p = 0; p < HD_PART_COUNT; p++)
+        out->total += out->part[p];
     out->lm_head = (int64_t)cfg->text.vocab_size * cfg->text.hidden_size;
 }
 
@@ -181,8 +183,8 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t used = 0;
     used += (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < n) snprintf(buf + used, n - used, "]");
 }
 
@@ -220,17 +222,18 @@ int hd_inventory_check(const hd_config *cfg, const hd_safetensors *st, int need_
         }
         const char *tf = st->files[t->file].path;
         int same = t->ndim == x->ndim;
-        for (int d = 0; same && d < x->ndim; d++) same = t->shape[d] == x->shape[d];
+        for (int d = 0; same && d < x->ndim; d++)
+            same = t->shape[d] == x->shape[d];
         if (!same) {
             format_shape(want, sizeof want, x->ndim, x->shape);
             format_shape(got, sizeof got, t->ndim, t->shape);
-            rc = hd_fail(e, HD_EMISMATCH,
-                         "%s: tensor '%s' has shape %s, but config.json implies %s", tf, x->name,
-                         got, want);
+            rc =
+                hd_fail(e, HD_EMISMATCH, "%s: tensor '%s' has shape %s, but config.json implies %s",
+                        tf, x->name, got, want);
         } else if (!is_compute_dtype(t->dtype)) {
             rc = hd_fail(e, HD_EUNSUPPORTED,
-                         "%s: tensor '%s' has dtype %s; supported are BF16, F16, F32", tf,
-                         x->name, hd_dtype_name(t->dtype));
+                         "%s: tensor '%s' has dtype %s; supported are BF16, F16, F32", tf, x->name,
+                         hd_dtype_name(t->dtype));
         }
     }
     if (rc == 0) {

@@ -22,9 +22,9 @@
 #define HD_TIMESTEP_FREQ_DIM 256
 
 typedef enum hd_part {
-    HD_PART_TEXT = 0,  /* model.language_model.* */
-    HD_PART_HIDREAM,   /* model.t_embedder1.*, model.x_embedder.*, model.final_layer2.* */
-    HD_PART_VISION,    /* model.visual.* */
+    HD_PART_TEXT = 0, /* model.language_model.* */
+    HD_PART_HIDREAM,  /* model.t_embedder1.*, model.x_embedder.*, model.final_layer2.* */
+    HD_PART_VISION,   /* model.visual.* */
     HD_PART_COUNT
 } hd_part;
 

@@ -21,6 +21,27 @@ void hd_vexp_scalar(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = expf(x[i]);
 }
 
+void hd_attn_pack_kt_scalar(const float *k, int64_t ldk, int nk, int hd, float *kt) {
+    for (int d = 0; d < hd; d++) {
+        float *ktd = kt + d * HD_ATTN_BK;
+        for (int j = 0; j < nk; j++) ktd[j] = k[j * ldk + d];
+        for (int j = nk; j < HD_ATTN_BK; j++) ktd[j] = 0.0f;
+    }
+}
+
+float hd_attn_softmax_scalar(float *s, int n_valid, float scale, float *m) {
+    float mx = *m;
+    for (int j = 0; j < n_valid; j++) {
+        s[j] *= scale;
+        if (s[j] > mx) mx = s[j];
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < n_valid; j++) sum += s[j] = expf(s[j] - mx);
+    for (int j = n_valid; j < HD_ATTN_BK; j++) s[j] = 0.0f;
+    *m = mx;
+    return sum;
+}
+
 #define SRB 4
 
 void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s) {
@@ -116,11 +137,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
     const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
         int nk = (int)(kend - j0 < BK ? kend - j0 : BK);
-        for (int d = 0; d < hd; d++) {
-            float *ktd = kt + d * BK;
-            for (int j = 0; j < nk; j++) ktd[j] = kbase[(j0 + j) * a->ldk + d];
-            for (int j = nk; j < BK; j++) ktd[j] = 0.0f;
-        }
+        kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
         for (int j = 0; j < BK; j++) {
             float *vj = vp + (int64_t)j * hdp;
             if (j < nk) {
@@ -144,17 +161,8 @@ static void attn_task(void *ctx, int64_t t, int thread) {
                     alpha[r] = 1.0f;
                     continue;
                 }
-                float mx = -INFINITY;
-                for (int j = 0; j < n_valid; j++) {
-                    sr[j] *= a->scale;
-                    if (sr[j] > mx) mx = sr[j];
-                }
-                float m_old = m[rb + r], m_new = mx > m_old ? mx : m_old;
-                for (int j = 0; j < n_valid; j++) sr[j] -= m_new;
-                for (int j = n_valid; j < BK; j++) sr[j] = -INFINITY;
-                kn->vexp(sr, BK);
-                float sum = 0.0f;
-                for (int j = 0; j < n_valid; j++) sum += sr[j];
+                float m_old = m[rb + r], m_new = m_old;
+                float sum = kn->attn_softmax(sr, n_valid, a->scale, &m_new);
                 float al = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
                 alpha[r] = al;
                 l[rb + r] = l[rb + r] * al + sum;

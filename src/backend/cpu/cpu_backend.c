@@ -28,26 +28,29 @@ static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64
 
 const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .isa = HD_ISA_SCALAR,
-    .mr = SCALAR_MR, .nr = SCALAR_NR, .ku = 1, .mc = 64, .kc = 256, .nc = 256,
+    .mr = SCALAR_MR, .nr = SCALAR_NR, .ku = 1, .kc = 256, .nc = 256,
     .gemm_ukr = hd_gemm_ukr_scalar, .pack_a = pack_a_scalar, .pack_b = pack_b_scalar,
-    .attn_rb = 4, .attn_scores = hd_attn_scores_scalar, .attn_pv = hd_attn_pv_scalar,
+    .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_scalar, .attn_scores = hd_attn_scores_scalar,
+    .attn_softmax = hd_attn_softmax_scalar, .attn_pv = hd_attn_pv_scalar,
     .vexp = hd_vexp_scalar,
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .isa = HD_ISA_AVX2,
-    .mr = 6, .nr = 16, .ku = 8, .mc = 120, .kc = 256, .nc = 512,
+    .mr = 6, .nr = 16, .ku = 8, .kc = 256, .nc = 512,
     .gemm_ukr = hd_gemm_ukr_avx2, .pack_a = hd_gemm_pack_a_avx2, .pack_b = hd_gemm_pack_b_avx2,
-    .attn_rb = 4, .attn_scores = hd_attn_scores_avx2, .attn_pv = hd_attn_pv_avx2,
+    .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_avx2, .attn_scores = hd_attn_scores_avx2,
+    .attn_softmax = hd_attn_softmax_avx2, .attn_pv = hd_attn_pv_avx2,
     .vexp = hd_vexp_avx2,
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .isa = HD_ISA_AVX512,
-    .mr = 14, .nr = 32, .ku = 16, .mc = 126, .kc = 512, .nc = 256,
+    .mr = 14, .nr = 32, .ku = 16, .kc = 384, .nc = 384,
     .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
     .pack_b = hd_gemm_pack_b_avx512,
-    .attn_rb = 6, .attn_scores = hd_attn_scores_avx512, .attn_pv = hd_attn_pv_avx512,
+    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
+    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
 };
 

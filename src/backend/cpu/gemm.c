@@ -2,9 +2,10 @@
  *
  * Work is split into tasks of (row range × NC-column block) with one pool dispatch per call.
  * Inside a task, for each KC-slice of K the W block is converted to float32 and packed into
- * NR-wide panels (kept in L2 across all rows of the task), x is packed into MR-tall panels per
- * MC rows, and the ISA micro-kernel computes MR×NR tiles of y with FMA accumulators. The first
- * K-slice overwrites y (plus bias), the others accumulate, so no y pre-pass is needed. */
+ * NR-wide panels (kc×NC floats, kept in L2 for all rows of the task); then one MR-row panel of x
+ * at a time is packed (it stays in L1) and the ISA micro-kernel sweeps it across the W panels,
+ * computing MR×NR tiles of y in FMA registers. The first K-slice overwrites y (plus bias), the
+ * others accumulate, so no separate pass over y is needed. */
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -160,6 +161,12 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
     int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;
     if (n_mr > m_tiles) n_mr = m_tiles;
     if (n_mr < 1) n_mr = 1;
+    /* prefer a task count that divides evenly over the threads */
+    for (int64_t c = n_mr; c <= 2 * n_mr + cpu->n_threads && c <= m_tiles; c++)
+        if ((n_nb * c) % cpu->n_threads == 0) {
+            n_mr = c;
+            break;
+        }
     g.m_range = ((m_tiles + n_mr - 1) / n_mr) * kn->mr;
     g.n_mr = (M + g.m_range - 1) / g.m_range;
     hd_pool_run(cpu->pool, n_nb * g.n_mr, gemm_task, &g);

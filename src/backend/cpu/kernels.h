@@ -37,6 +37,12 @@ typedef void (*hd_attn_scores_fn)(int hd, const float *q, int64_t ldq, const flo
  * floats at o + r*hdp, p rows of HD_ATTN_BK, v rows of hdp. */
 typedef void (*hd_attn_pv_fn)(int hdp, int nk, const float *p, const float *v, float *o,
                               const float *alpha);
+/* kt[d][j] = k[j][d] for d < hd, j < HD_ATTN_BK (k rows at k + j*ldk; zeros for j >= nk). */
+typedef void (*hd_attn_pack_kt_fn)(const float *k, int64_t ldk, int nk, int hd, float *kt);
+/* One row of an attention tile: v_j = s[j]·scale for j < n_valid (n_valid >= 1); updates the
+ * running max *m to max(*m, max v_j); s[j] = exp(v_j - *m) for j < n_valid, 0 for the rest of
+ * the HD_ATTN_BK entries; returns Σ s[j]. */
+typedef float (*hd_attn_softmax_fn)(float *s, int n_valid, float scale, float *m);
 /* x[i] = exp(x[i]) for i < n, at most 2 ulp from the correctly rounded result; inputs below the
  * float range (including -inf) give 0. */
 typedef void (*hd_vexp_fn)(float *x, int64_t n);
@@ -45,12 +51,14 @@ typedef struct hd_cpu_kernels {
     int isa;
     int mr, nr;     /* GEMM micro-tile */
     int ku;         /* k-unroll: packed panels hold kc rounded up to a multiple of ku */
-    int mc, kc, nc; /* GEMM cache blocks (multiples of mr, ku and nr) */
+    int kc, nc;     /* GEMM cache blocks: K slice (multiple of ku), W columns (multiple of nr) */
     hd_gemm_ukr_fn gemm_ukr;
     hd_gemm_pack_a_fn pack_a;
     hd_gemm_pack_b_fn pack_b;
     int attn_rb; /* query rows per attention kernel call */
+    hd_attn_pack_kt_fn attn_pack_kt;
     hd_attn_scores_fn attn_scores;
+    hd_attn_softmax_fn attn_softmax;
     hd_attn_pv_fn attn_pv;
     hd_vexp_fn vexp;
 } hd_cpu_kernels;
@@ -64,12 +72,16 @@ void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, flo
 void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                             float *bp, int NR);
 void hd_vexp_scalar(float *x, int64_t n);
+void hd_attn_pack_kt_scalar(const float *k, int64_t ldk, int nk, int hd, float *kt);
+float hd_attn_softmax_scalar(float *s, int n_valid, float scale, float *m);
 
 /* ISA kernels (gemm_avx2.c, gemm_avx512.c, attention_avx2.c, attention_avx512.c). */
 void hd_gemm_ukr_avx2(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
                       int nr, int first, const float *bias);
 void hd_gemm_pack_a_avx2(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 void hd_gemm_pack_b_avx2(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
+void hd_attn_pack_kt_avx2(const float *k, int64_t ldk, int nk, int hd, float *kt);
+float hd_attn_softmax_avx2(float *s, int n_valid, float scale, float *m);
 void hd_attn_scores_avx2(int hd, const float *q, int64_t ldq, const float *kt, float *s);
 void hd_attn_pv_avx2(int hdp, int nk, const float *p, const float *v, float *o,
                      const float *alpha);
@@ -80,6 +92,8 @@ void hd_gemm_ukr_avx512(int64_t kc, const float *ap, const float *bp, float *c, 
 void hd_gemm_pack_a_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 void hd_gemm_pack_b_avx512(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                            float *bp);
+void hd_attn_pack_kt_avx512(const float *k, int64_t ldk, int nk, int hd, float *kt);
+float hd_attn_softmax_avx512(float *s, int n_valid, float scale, float *m);
 void hd_attn_scores_avx512(int hd, const float *q, int64_t ldq, const float *kt, float *s);
 void hd_attn_pv_avx512(int hdp, int nk, const float *p, const float *v, float *o,
                        const float *alpha);

@@ -1,0 +1,11 @@
+# The whole golden directory through the CLI: every kind must pass (nothing failed, something passed).
+add_test(NAME golden_model_tiny
+         COMMAND hidream_cli check-golden ${HIDREAM_SHARED_DIR}/golden/model-tiny)
+set_tests_properties(golden_model_tiny PROPERTIES ENVIRONMENT "${HD_TEST_ENV}" TIMEOUT 900
+                     FAIL_REGULAR_EXPRESSION "FAIL |SKIP ")
+add_test(NAME golden_forward_only
+         COMMAND hidream_cli check-golden ${HIDREAM_SHARED_DIR}/golden/model-tiny --only forward)
+set_tests_properties(golden_forward_only PROPERTIES ENVIRONMENT "${HD_TEST_ENV}" TIMEOUT 900)
+add_test(NAME golden_bad_kind_is_rejected
+         COMMAND hidream_cli check-golden ${HIDREAM_SHARED_DIR}/golden/model-tiny --only bogus)
+set_tests_properties(golden_bad_kind_is_rejected PROPERTIES WILL_FAIL TRUE)
