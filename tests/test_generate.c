@@ -134,7 +134,7 @@ static void test_reference_editing_runs(void) {
     snprintf(ref, sizeof ref, "%s/a.png", tmp);
     snprintf(png, sizeof png, "%s/edit.png", tmp);
     snprintf(args, sizeof args,
-             "-m %s -p 'make it night' --ref %s --keep-aspect --steps 2 -o %s", model, ref, png);
+             "-m %s -p 'make it night' --ref %s --keep-aspect --steps 1 --cfg 1 -o %s", model, ref, png);
     CHECKF(gen(args) == 0, "%s", out);
     hd_image im = {0};
     hd_error e = {0};

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "hidream.h"
 #include "image/codec.h"
+#include "image/layout.h"
 
 #define MAX_REFS 32
 
@@ -448,6 +449,23 @@ int cmd_generate(int argc, char **argv) {
     }
     p->refs = refs;
     p->n_refs = o.n_refs;
+    /* The official code warns and carries on in these two cases; so do we. */
+    if (p->keep_aspect && o.n_refs != 1)
+        fprintf(stderr, "hidream generate: warning: --keep-aspect needs exactly one --ref; the "
+                        "size is snapped instead\n");
+    if (p->layout) {
+        hd_layout lay = {0};
+        int lrc = hd_layout_load(p->layout, &lay, &e);
+        hd_layout_free(&lay);
+        if (lrc == HD_EFORMAT)
+            fprintf(stderr, "hidream generate: warning: --layout ignored: %s\n", e.msg);
+        else if (lrc < 0) {
+            fprintf(stderr, "hidream generate: --layout: %s\n", e.msg);
+            goto done;
+        }
+        if (o.n_refs == 0)
+            fprintf(stderr, "hidream generate: warning: --layout is ignored without --ref images\n");
+    }
 
     hd_model_options mo = {"cpu", o.threads};
     if (hd_model_load(&m, o.model, &mo, &e) < 0) {

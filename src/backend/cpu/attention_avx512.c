@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/transpose_avx512.h"
 
 #define RB 6
 
@@ -43,58 +44,137 @@ void hd_vexp_avx512(float *x, int64_t n) {
     }
 }
 
+void hd_attn_pack_kt_avx512(const float *k, int64_t ldk, int nk, int hd, float *kt) {
+    for (int jb = 0; jb < HD_ATTN_BK; jb += 16) {
+        for (int db = 0; db < hd; db += 16) {
+            int dn = hd - db < 16 ? hd - db : 16;
+            __mmask16 m = (__mmask16)((1u << dn) - 1u);
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = jb + j < nk ? _mm512_maskz_loadu_ps(m, k + (int64_t)(jb + j) * ldk + db)
+                                   : _mm512_setzero_ps();
+            transpose16(r);
+            for (int d = 0; d < dn; d++) _mm512_store_ps(kt + (db + d) * HD_ATTN_BK + jb, r[d]);
+        }
+    }
+}
+
+float hd_attn_softmax_avx512(float *s, int n_valid, float scale, float *m) {
+    __m512 v[HD_ATTN_BK / 16];
+    __mmask16 mk[HD_ATTN_BK / 16];
+    __m512 mx = _mm512_set1_ps(*m), sc = _mm512_set1_ps(scale);
+    for (int c = 0; c < HD_ATTN_BK / 16; c++) {
+        int n = n_valid - c * 16;
+        mk[c] = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+        v[c] = _mm512_mul_ps(_mm512_load_ps(s + c * 16), sc);
+        mx = _mm512_mask_max_ps(mx, mk[c], mx, v[c]);
+    }
+    float m_new = _mm512_reduce_max_ps(mx);
+    __m512 mn = _mm512_set1_ps(m_new), sum = _mm512_setzero_ps();
+    for (int c = 0; c < HD_ATTN_BK / 16; c++) {
+        __m512 e = _mm512_maskz_mov_ps(mk[c], exp512(_mm512_sub_ps(v[c], mn)));
+        sum = _mm512_add_ps(sum, e);
+        _mm512_store_ps(s + c * 16, e);
+    }
+    *m = m_new;
+    return _mm512_reduce_add_ps(sum);
+}
+
+/* The accumulators are spelled out (not arrays) so that they live in registers at -O2. */
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
 void hd_attn_scores_avx512(int hd, const float *q, int64_t ldq, const float *kt, float *s) {
-    __m512 acc[RB][4];
-    for (int r = 0; r < RB; r++)
-        for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+#define DECL(r) __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0, \
+                       a##r##3 = a##r##0;
+    ROWS(DECL)
+#undef DECL
     for (int d = 0; d < hd; d++) {
         const float *kd = kt + d * HD_ATTN_BK;
         __m512 k0 = _mm512_load_ps(kd), k1 = _mm512_load_ps(kd + 16);
         __m512 k2 = _mm512_load_ps(kd + 32), k3 = _mm512_load_ps(kd + 48);
-        for (int r = 0; r < RB; r++) {
-            __m512 qv = _mm512_set1_ps(q[r * ldq + d]);
-            acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
-            acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
-            acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
-        }
+#define STEP(r)                                          \
+    {                                                    \
+        __m512 qv = _mm512_set1_ps(q[(r) * ldq + d]);    \
+        a##r##0 = _mm512_fmadd_ps(qv, k0, a##r##0);      \
+        a##r##1 = _mm512_fmadd_ps(qv, k1, a##r##1);      \
+        a##r##2 = _mm512_fmadd_ps(qv, k2, a##r##2);      \
+        a##r##3 = _mm512_fmadd_ps(qv, k3, a##r##3);      \
     }
-    for (int r = 0; r < RB; r++)
-        for (int c = 0; c < 4; c++) _mm512_store_ps(s + r * HD_ATTN_BK + c * 16, acc[r][c]);
+        ROWS(STEP)
+#undef STEP
+    }
+#define STORE(r)                                               \
+    _mm512_store_ps(s + (r) * HD_ATTN_BK, a##r##0);            \
+    _mm512_store_ps(s + (r) * HD_ATTN_BK + 16, a##r##1);       \
+    _mm512_store_ps(s + (r) * HD_ATTN_BK + 32, a##r##2);       \
+    _mm512_store_ps(s + (r) * HD_ATTN_BK + 48, a##r##3);
+    ROWS(STORE)
+#undef STORE
 }
 
-/* One chunk of NV×16 output columns for all RB rows; NV is a compile-time constant at each call
- * site so the accumulators stay in registers. */
-static inline __attribute__((always_inline)) void pv_chunk(const int NV, int hdp, int nk,
-                                                           const float *p, const float *v,
-                                                           float *o, const float *alpha) {
-    __m512 acc[RB][4];
-    for (int r = 0; r < RB; r++) {
-        __m512 al = _mm512_set1_ps(alpha[r]);
-        for (int c = 0; c < NV; c++)
-            acc[r][c] = _mm512_mul_ps(al, _mm512_load_ps(o + (int64_t)r * hdp + c * 16));
+/* 64 output columns (4 vectors) of all RB rows. */
+static void pv_chunk4(int hdp, int nk, const float *p, const float *v, float *o,
+                      const float *alpha) {
+#define LOAD(r)                                                              \
+    __m512 a##r##0, a##r##1, a##r##2, a##r##3;                               \
+    {                                                                        \
+        __m512 al = _mm512_set1_ps(alpha[r]);                                \
+        const float *orow = o + (int64_t)(r) * hdp;                          \
+        a##r##0 = _mm512_mul_ps(al, _mm512_load_ps(orow));                   \
+        a##r##1 = _mm512_mul_ps(al, _mm512_load_ps(orow + 16));              \
+        a##r##2 = _mm512_mul_ps(al, _mm512_load_ps(orow + 32));              \
+        a##r##3 = _mm512_mul_ps(al, _mm512_load_ps(orow + 48));              \
     }
+    ROWS(LOAD)
+#undef LOAD
     for (int j = 0; j < nk; j++) {
         const float *vj = v + (int64_t)j * hdp;
-        __m512 vv[4];
-        for (int c = 0; c < NV; c++) vv[c] = _mm512_load_ps(vj + c * 16);
-        for (int r = 0; r < RB; r++) {
-            __m512 pr = _mm512_set1_ps(p[r * HD_ATTN_BK + j]);
-            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(pr, vv[c], acc[r][c]);
-        }
+        __m512 v0 = _mm512_load_ps(vj), v1 = _mm512_load_ps(vj + 16);
+        __m512 v2 = _mm512_load_ps(vj + 32), v3 = _mm512_load_ps(vj + 48);
+#define STEP(r)                                                  \
+    {                                                            \
+        __m512 pr = _mm512_set1_ps(p[(r) * HD_ATTN_BK + j]);     \
+        a##r##0 = _mm512_fmadd_ps(pr, v0, a##r##0);              \
+        a##r##1 = _mm512_fmadd_ps(pr, v1, a##r##1);              \
+        a##r##2 = _mm512_fmadd_ps(pr, v2, a##r##2);              \
+        a##r##3 = _mm512_fmadd_ps(pr, v3, a##r##3);              \
     }
-    for (int r = 0; r < RB; r++)
-        for (int c = 0; c < NV; c++) _mm512_store_ps(o + (int64_t)r * hdp + c * 16, acc[r][c]);
+        ROWS(STEP)
+#undef STEP
+    }
+#define STORE(r)                                                 \
+    {                                                            \
+        float *orow = o + (int64_t)(r) * hdp;                    \
+        _mm512_store_ps(orow, a##r##0);                          \
+        _mm512_store_ps(orow + 16, a##r##1);                     \
+        _mm512_store_ps(orow + 32, a##r##2);                     \
+        _mm512_store_ps(orow + 48, a##r##3);                     \
+    }
+    ROWS(STORE)
+#undef STORE
+}
+
+/* 16 output columns (1 vector) of all RB rows. */
+static void pv_chunk1(int hdp, int nk, const float *p, const float *v, float *o,
+                      const float *alpha) {
+#define LOAD(r) \
+    __m512 a##r = _mm512_mul_ps(_mm512_set1_ps(alpha[r]), _mm512_load_ps(o + (int64_t)(r) * hdp));
+    ROWS(LOAD)
+#undef LOAD
+    for (int j = 0; j < nk; j++) {
+        __m512 v0 = _mm512_load_ps(v + (int64_t)j * hdp);
+#define STEP(r) a##r = _mm512_fmadd_ps(_mm512_set1_ps(p[(r) * HD_ATTN_BK + j]), v0, a##r);
+        ROWS(STEP)
+#undef STEP
+    }
+#define STORE(r) _mm512_store_ps(o + (int64_t)(r) * hdp, a##r);
+    ROWS(STORE)
+#undef STORE
 }
 
 void hd_attn_pv_avx512(int hdp, int nk, const float *p, const float *v, float *o,
                        const float *alpha) {
     int d = 0;
-    for (; d + 64 <= hdp; d += 64) pv_chunk(4, hdp, nk, p, v + d, o + d, alpha);
-    switch ((hdp - d) / 16) {
-    case 3: pv_chunk(3, hdp, nk, p, v + d, o + d, alpha); break;
-    case 2: pv_chunk(2, hdp, nk, p, v + d, o + d, alpha); break;
-    case 1: pv_chunk(1, hdp, nk, p, v + d, o + d, alpha); break;
-    default: break;
-    }
+    for (; d + 64 <= hdp; d += 64) pv_chunk4(hdp, nk, p, v + d, o + d, alpha);
+    for (; d < hdp; d += 16) pv_chunk1(hdp, nk, p, v + d, o + d, alpha);
 }
