@@ -105,8 +105,9 @@ static const char *dt_name(hd_dtype dt) { return hd_dtype_name(dt); }
 
 /* ---- linear ---- */
 
-static void check_linear(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype dt, int with_bias,
-                         int strided) {
+/* bf16 != 0: the reference rounds x and W to bf16 first (the gemm_bf16 option). */
+static void check_linear_mode(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype dt, int with_bias,
+                              int strided, int bf16) {
     hd_backend *be = c->be;
     hd_error e = {0};
     hd_tensor xp, yp, w, b;
@@ -123,19 +124,29 @@ static void check_linear(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype dt, i
         for (int64_t j = 0; j < N; j++) {
             double ref = with_bias ? bb.val[j] : 0.0, mag = with_bias ? fabs(bb.val[j]) : 0.0;
             for (int64_t k = 0; k < K; k++) {
-                double p = (double)at(&x, i, k) * wb.val[j * K + k];
+                float xv = at(&x, i, k), wv = wb.val[j * K + k];
+                if (bf16) {
+                    xv = hd_round_bf16(xv);
+                    wv = hd_round_bf16(wv);
+                }
+                double p = (double)xv * wv;
                 ref += p;
                 mag += fabs(p);
             }
             err_add(&s, at(&y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
         }
-    CHECK_ERR(s, "linear M=%lld N=%lld K=%lld %s bias=%d strided=%d", (long long)M,
-              (long long)N, (long long)K, dt_name(dt), with_bias, strided);
+    CHECK_ERR(s, "linear%s M=%lld N=%lld K=%lld %s bias=%d strided=%d", bf16 ? " (bf16)" : "",
+              (long long)M, (long long)N, (long long)K, dt_name(dt), with_bias, strided);
     if (strided) CHECK(*(float *)yp.data == canary);
     hd_tensor_free(be, &xp);
     hd_tensor_free(be, &yp);
     free_weight(&wb);
     free_weight(&bb);
+}
+
+static void check_linear(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype dt, int with_bias,
+                         int strided) {
+    check_linear_mode(c, M, N, K, dt, with_bias, strided, 0);
 }
 
 static void test_linear_matches_double_reference(ctx *c) {
@@ -150,6 +161,31 @@ static void test_linear_matches_double_reference(ctx *c) {
             int strided = (int)((si + (size_t)di) % 2), bias = (int)((si + (size_t)di / 2) % 2);
             check_linear(c, shapes[si].M, shapes[si].N, shapes[si].K, dts[di], bias, strided);
         }
+}
+
+/* The optional bf16 GEMM equals a float32-accumulated product of bf16-rounded operands. */
+static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (!hd_cpu_isa_supported(HD_ISA_AVX512) || !f.avx512bf16) {
+        printf("skip bf16 GEMM (no AVX512-BF16)\n");
+        return;
+    }
+    static const struct { int64_t M, N, K; } shapes[] = {
+        {1, 37, 64}, {5, 33, 3}, {17, 100, 301}, {130, 530, 520}, {29, 65, 1}, {3, 40, 3072}};
+    hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32};
+    for (int threads = 1; threads <= 2; threads++) {
+        hd_backend_options o = {.n_threads = threads, .isa = HD_ISA_AVX512, .gemm_bf16 = 1};
+        hd_error e = {0};
+        ctx cx = {NULL, HD_ISA_AVX512, threads};
+        CHECKF(hd_backend_create(&cx.be, "cpu", &o, &e) == 0, "%s", e.msg);
+        if (!cx.be) return;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int di = 0; di < 3; di++)
+                check_linear_mode(&cx, shapes[si].M, shapes[si].N, shapes[si].K, dts[di],
+                                  (int)(si + (size_t)di) % 2, (int)si % 2, 1);
+        hd_backend_destroy(cx.be);
+    }
 }
 
 /* ---- attention ---- */
@@ -210,6 +246,7 @@ static void test_attention_matches_double_reference_for_all_masks(ctx *c) {
     check_attention(c, 40, 190, 2, 1, 128, (hd_attn_mask){150, 150}, 0); /* generation rows */
     check_attention(c, 9, 5, 2, 2, 2, (hd_attn_mask){0, 9}, 1);  /* tiny head dim */
     check_attention(c, 1, 67, 4, 2, 18, full, 0);                /* one query */
+    check_attention(c, 600, 610, 2, 2, 16, (hd_attn_mask){0, 333}, 1); /* several query tiles */
 }
 
 /* ---- norms ---- */
@@ -560,6 +597,7 @@ static void test_backend_create_rejects_bad_requests(void) {
 int main(void) {
     RUN_TEST(test_backend_create_rejects_bad_requests);
     RUN_TEST(test_vector_exp_within_two_ulp);
+    RUN_TEST(test_linear_bf16_option_matches_bf16_rounded_reference);
     int threads[] = {1, 2, 3};
     for (int isa = HD_ISA_SCALAR; isa <= HD_ISA_AVX512; isa++) {
         if (!hd_cpu_isa_supported(isa)) {

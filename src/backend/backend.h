@@ -120,6 +120,10 @@ typedef struct hd_backend_options {
     int n_threads;   /* CPU: worker threads (0 = number of online CPUs) */
     int isa;         /* CPU: 0 = best available, 1 = scalar, 2 = AVX2, 3 = AVX-512 (tests) */
     int device;      /* CUDA: device index */
+    /* CPU: round activations to bf16 inside linear, uses AVX512-BF16 dpbf16ps; faster,
+     * bf16-level accuracy like the official GPU code. Off (0) by default; ignored unless the
+     * AVX-512 kernels run on a CPU with AVX512-BF16. */
+    int gemm_bf16;
 } hd_backend_options;
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);

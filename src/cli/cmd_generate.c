@@ -453,7 +453,11 @@ int cmd_generate(int argc, char **argv) {
     if (p->keep_aspect && o.n_refs != 1)
         fprintf(stderr, "hidream generate: warning: --keep-aspect needs exactly one --ref; the "
                         "size is snapped instead\n");
-    if (p->layout) {
+    if (p->layout && o.n_refs == 0) {
+        fprintf(stderr, "hidream generate: warning: --layout is ignored without --ref images\n");
+    } else if (p->layout && p->keep_aspect && o.n_refs == 1) {
+        fprintf(stderr, "hidream generate: warning: --layout is ignored with --keep-aspect\n");
+    } else if (p->layout && p->layout[0]) {
         hd_layout lay = {0};
         int lrc = hd_layout_load(p->layout, &lay, &e);
         hd_layout_free(&lay);
@@ -463,8 +467,6 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "hidream generate: --layout: %s\n", e.msg);
             goto done;
         }
-        if (o.n_refs == 0)
-            fprintf(stderr, "hidream generate: warning: --layout is ignored without --ref images\n");
     }
 
     hd_model_options mo = {"cpu", o.threads};

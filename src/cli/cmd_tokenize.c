@@ -236,9 +236,8 @@ static void check_usage(FILE *f) {
 
 /* Checks one case; returns 1 on pass, 0 on failure with why[] filled. */
 static int check_case(const hd_tokenizer *tok, const char *line, size_t len, char *why,
-                      size_t why_n, int *is_case) {
+                      size_t why_n) {
     json_error_t jerr;
-    *is_case = 1;
     json_t *c = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
     if (!c) {
         snprintf(why, why_n, "malformed JSON: %s (column %d)", jerr.text, jerr.column);
@@ -371,8 +370,7 @@ int cmd_check_tokenizer(int argc, char **argv) {
         while (j < len && (line[j] == ' ' || line[j] == '\t' || line[j] == '\r' || line[j] == '\n'))
             j++;
         if (j == len) continue; /* blank line */
-        int is_case;
-        if (check_case(tok, line, len, why, sizeof why, &is_case)) {
+        if (check_case(tok, line, len, why, sizeof why)) {
             passed++;
             if (verbose) printf("ok   %ld\n", lineno);
         } else {

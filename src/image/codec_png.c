@@ -12,6 +12,13 @@
 #include "core/error.h"
 #include "image/codec_formats.h"
 
+#define MAX_CHUNK_BYTES (16u << 20)
+/* libpng's ancillary-chunk handlers allocate a chunk's declared length before reading it, so a
+ * hostile 2 GB length would reserve 2 GB. No legitimate allocation of libpng's is near this
+ * (its largest is a row: at most 8 MB at the 1,000,000-pixel width limit); refusing larger ones
+ * makes libpng fail cleanly instead. Our own pixel buffers do not go through here. */
+#define MAX_LIBPNG_ALLOC ((size_t)64 << 20)
+
 typedef struct png_state {
     const char *what;
     const uint8_t *buf;
@@ -33,6 +40,16 @@ static void on_png_error(png_structp png, png_const_charp msg) {
 static void on_png_warning(png_structp png, png_const_charp msg) {
     (void)png;
     (void)msg; /* library code never prints; warnings do not change the pixels */
+}
+
+static png_voidp on_png_malloc(png_structp png, png_alloc_size_t n) {
+    (void)png;
+    return n <= MAX_LIBPNG_ALLOC ? malloc(n) : NULL;
+}
+
+static void on_png_free(png_structp png, png_voidp p) {
+    (void)png;
+    free(p);
 }
 
 static void on_png_read(png_structp png, png_bytep out, size_t n) {
@@ -131,7 +148,8 @@ static void convert_row(const uint8_t *raw, uint8_t *rgb, int w, int color_type,
 /* Calls setjmp; touches only *st after it. */
 static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, int want_text,
                             hd_error *e) {
-    st->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st, on_png_error, on_png_warning);
+    st->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, st, on_png_error, on_png_warning,
+                                       NULL, on_png_malloc, on_png_free);
     if (!st->png) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create decoder", st->what);
     st->info = png_create_info_struct(st->png);
     if (!st->info) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create decoder", st->what);
@@ -139,6 +157,7 @@ static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, 
         return hd_fail(e, HD_EFORMAT, "%s: PNG: %s", st->what, st->msg);
 
     png_set_read_fn(st->png, st, on_png_read);
+    png_set_chunk_malloc_max(st->png, MAX_CHUNK_BYTES); /* decompressed text, iCCP */
     png_read_info(st->png, st->info);
     png_uint_32 w32 = 0, h32 = 0;
     int depth = 0, color_type = 0, interlace = 0;

@@ -127,14 +127,83 @@ static int parse_boxes(const json_t *root, const char *what, hd_layout *out, hd_
     return 0;
 }
 
+/* Python's json.loads also accepts NaN, Infinity, -Infinity and numbers too large for a double
+ * (they become inf); jansson calls them syntax errors, which would wrongly mean "skip the
+ * layout". Outside strings, each such token is replaced by a string holding a NUL, which parses
+ * and which coord_value refuses like upstream's round() refuses a non-finite value. Returns a
+ * malloc'd copy (length in *out_len), or NULL when out of memory. */
+static const char NONFINITE[] = "\"\\u0000\"";
+
+static char *python_json_tokens(const char *js, size_t len, size_t *out_len) {
+    size_t cap = len * 3 + 16, n = 0; /* a 3-byte NaN becomes the 8-byte NONFINITE */
+    char *o = malloc(cap);
+    if (!o) return NULL;
+    int in_str = 0;
+    for (size_t i = 0; i < len;) {
+        char c = js[i];
+        if (in_str) {
+            o[n++] = c;
+            i++;
+            if (c == '\\' && i < len) o[n++] = js[i++];
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+            o[n++] = c;
+            i++;
+            continue;
+        }
+        size_t tok = 0;
+        if (len - i >= 3 && memcmp(js + i, "NaN", 3) == 0) tok = 3;
+        else if (len - i >= 8 && memcmp(js + i, "Infinity", 8) == 0) tok = 8;
+        else if (len - i >= 9 && memcmp(js + i, "-Infinity", 9) == 0) tok = 9;
+        else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i + 1;
+            while (j < len && ((js[j] >= '0' && js[j] <= '9') || js[j] == '.' || js[j] == 'e' ||
+                               js[j] == 'E' || js[j] == '+' || js[j] == '-'))
+                j++;
+            char small[64], *num = j - i < sizeof small ? small : malloc(j - i + 1);
+            if (!num) {
+                free(o);
+                return NULL;
+            }
+            memcpy(num, js + i, j - i);
+            num[j - i] = 0;
+            if (isinf(strtod(num, NULL))) tok = j - i;
+            if (num != small) free(num);
+            if (!tok) {
+                memcpy(o + n, js + i, j - i);
+                n += j - i;
+                i = j;
+                continue;
+            }
+        }
+        if (tok) {
+            memcpy(o + n, NONFINITE, sizeof NONFINITE - 1);
+            n += sizeof NONFINITE - 1;
+            i += tok;
+        } else {
+            o[n++] = c;
+            i++;
+        }
+    }
+    *out_len = n;
+    return o;
+}
+
 int hd_layout_parse(const char *json, size_t len, const char *what, hd_layout *out,
                     hd_error *e) {
     memset(out, 0, sizeof *out);
+    size_t n;
+    char *text = python_json_tokens(json, len, &n);
+    if (!text) return hd_fail(e, HD_ENOMEM, "%s: out of memory", what);
     json_error_t jerr;
     /* any top-level value (like Python's json.loads); integers as doubles (Python's float(v)
      * of any integer, however large) */
-    json_t *root = json_loadb(json, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                              &jerr);
+    json_t *root =
+        json_loadb(text, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+    free(text);
     if (!root)
         return hd_fail(e, HD_EFORMAT, "%s: layout JSON error at line %d column %d: %s", what,
                        jerr.line, jerr.column, jerr.text);
@@ -278,6 +347,12 @@ void hd_draw_border(hd_image *im, const uint8_t rgb[3], int width) {
         hd_draw_rectangle(im, t, t, im->w - 1 - t, im->h - 1 - t, rgb, 1);
 }
 
+/* upstream _bbox_area: max(0, x2 - x1) * max(0, y2 - y1) */
+static int64_t rect_area(const hd_layout_rect *r) {
+    int64_t dx = (int64_t)r->x2 - r->x1, dy = (int64_t)r->y2 - r->y1;
+    return (dx > 0 ? dx : 0) * (dy > 0 ? dy : 0);
+}
+
 int hd_layout_border_width(int w, int h) { return (int)(sqrt((double)w * (double)h) * 0.04); }
 
 int hd_layout_draw(const hd_layout_rect *rects, int n, int w, int h, hd_image *out,
@@ -292,16 +367,9 @@ int hd_layout_draw(const hd_layout_rect *rects, int n, int w, int h, hd_image *o
     /* the HD_LAYOUT_MAX_DRAWN largest boxes, by area, ties in input order (a stable sort) */
     int order[HD_LAYOUT_MAX_DRAWN], n_drawn = 0;
     for (int i = 0; i < n; i++) {
-        int64_t a = (int64_t)(rects[i].x2 - rects[i].x1) * (rects[i].y2 - rects[i].y1);
-        if (a < 0) a = 0;
+        int64_t a = rect_area(&rects[i]);
         int pos = n_drawn;
-        while (pos > 0) {
-            const hd_layout_rect *p = &rects[order[pos - 1]];
-            int64_t pa = (int64_t)(p->x2 - p->x1) * (p->y2 - p->y1);
-            if (pa < 0) pa = 0;
-            if (pa >= a) break;
-            pos--;
-        }
+        while (pos > 0 && rect_area(&rects[order[pos - 1]]) < a) pos--;
         if (pos >= HD_LAYOUT_MAX_DRAWN) continue;
         int last = n_drawn < HD_LAYOUT_MAX_DRAWN ? n_drawn : HD_LAYOUT_MAX_DRAWN - 1;
         for (int j = last; j > pos; j--) order[j] = order[j - 1];

@@ -37,6 +37,9 @@ typedef struct hd_layout_rect {
 } hd_layout_rect;
 
 /* arg is the path of a JSON file if a file of that name exists, else the JSON text itself.
+ * (Upstream ignores an empty argument silently: do not call this for "".) JSON is read as
+ * Python's json.loads reads it, so NaN, Infinity and overflowing numbers parse, and are refused
+ * (HD_EINVAL) only where a coordinate is read.
  * Accepted shapes: a list of boxes, or an object whose first present key among layout_bboxes,
  * bboxes, boxes, bbox_list holds the list; a box is a list of 4 numbers or an object with
  * "bbox" (or "box") = 4 numbers and an optional "text"/"label". See the header comment for the

@@ -127,7 +127,9 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
                            "%s: reference images need the vision tower, which this checkpoint lacks",
                            m->dir);
         hd_layout layout = {0}, *lp = NULL;
-        if (q->layout) {
+        /* upstream ignores the layout in keep-original-aspect mode and when it is empty */
+        int use_layout = q->layout && q->layout[0] && !(q->keep_aspect && q->n_refs == 1);
+        if (use_layout) {
             int lrc = hd_layout_load(q->layout, &layout, e);
             if (lrc == 0) lp = &layout;
             else if (lrc == HD_EFORMAT) job->layout_ignored = 1; /* upstream: warn, go on */

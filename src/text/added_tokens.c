@@ -13,6 +13,19 @@ int hd_is_white_space(uint32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
+/* Letters, marks, Nd, Nl and Pc of Unicode 15.1-16.0, which utf8proc (Unicode 15.0) does not
+ * know and the Rust regex crate used by Hugging Face does (from unicodedata2 16.0). */
+static const uint32_t new_word_chars[][2] = {
+    {0x897, 0x897},     {0x1C89, 0x1C8A},   {0xA7CB, 0xA7CD},   {0xA7DA, 0xA7DC},
+    {0x105C0, 0x105F3}, {0x10D40, 0x10D65}, {0x10D69, 0x10D6D}, {0x10D6F, 0x10D85},
+    {0x10EC2, 0x10EC4}, {0x10EFC, 0x10EFC}, {0x11380, 0x11389}, {0x1138B, 0x1138B},
+    {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113C0}, {0x113C2, 0x113C2},
+    {0x113C5, 0x113C5}, {0x113C7, 0x113CA}, {0x113CC, 0x113D3}, {0x113E1, 0x113E2},
+    {0x116D0, 0x116E3}, {0x11BC0, 0x11BE0}, {0x11BF0, 0x11BF9}, {0x11F5A, 0x11F5A},
+    {0x13460, 0x143FA}, {0x16100, 0x16139}, {0x16D40, 0x16D6C}, {0x16D70, 0x16D79},
+    {0x18CFF, 0x18CFF}, {0x1CCF0, 0x1CCF9}, {0x1E5D0, 0x1E5FA}, {0x2EBF0, 0x2EE5D},
+};
+
 /* Rust regex's Unicode \w: Alphabetic, marks, decimal numbers, connector punctuation,
  * Join_Control. Alphabetic is approximated by letters, letter numbers and the Other_Alphabetic
  * symbols (circled / squared Latin letters). */
@@ -24,6 +37,8 @@ static int is_word_char(uint32_t c) {
         (c >= 0x1F130 && c <= 0x1F149) || (c >= 0x1F150 && c <= 0x1F169) ||
         (c >= 0x1F170 && c <= 0x1F189))
         return 1;
+    for (size_t i = 0; i < sizeof new_word_chars / sizeof *new_word_chars; i++)
+        if (c >= new_word_chars[i][0] && c <= new_word_chars[i][1]) return 1;
     switch (utf8proc_category((utf8proc_int32_t)c)) {
     case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:

@@ -8,7 +8,8 @@
 
 #define EMPTY_KEY UINT64_MAX /* ids are < 2^22, so no real pair has this key */
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n) {
+static uint64_t hash_bytes(const void *data, size_t n) {
+    const unsigned char *p = data;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
         uint64_t w;
@@ -51,9 +52,7 @@ void hd_bpe_free(hd_bpe *b) {
     free(b->arena);
     free(b->by_id);
     free(b->vslots);
-    free(b->mkeys);
-    free(b->mrank);
-    free(b->mnew);
+    free(b->merges);
     hd_bpe_init(b);
 }
 
@@ -105,16 +104,31 @@ int hd_bpe_add(hd_bpe *b, const char *text, size_t len, int32_t id) {
     return 0;
 }
 
-int32_t hd_bpe_find(const hd_bpe *b, const void *bytes, size_t len) {
+uint64_t hd_bpe_hash(const void *bytes, size_t len) { return hash_bytes(bytes, len); }
+
+void hd_bpe_prefetch(const hd_bpe *b, uint64_t h) {
+    if (b->vslots) __builtin_prefetch(&b->vslots[h & b->vmask]);
+}
+
+int32_t hd_bpe_find_hashed(const hd_bpe *b, const void *bytes, size_t len, uint64_t h) {
     if (!b->vslots) return -1;
-    size_t i = hash_bytes(bytes, len) & b->vmask;
-    for (;;) {
-        int32_t e = b->vslots[i];
-        if (e < 0) return -1;
-        const hd_bpe_entry *en = &b->entries[e];
-        if (en->len == len && !memcmp(b->arena + en->off, bytes, len)) return e;
-        i = (i + 1) & b->vmask;
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (size_t i = h & b->vmask;; i = (i + 1) & b->vmask) {
+        const hd_bpe_slot *sl = &b->vslots[i];
+        if (sl->id < 0) return -1;
+        if (sl->tag == tag && sl->len == len && !memcmp(b->arena + sl->off, bytes, len))
+            return sl->id;
     }
+}
+
+int32_t hd_bpe_find(const hd_bpe *b, const void *bytes, size_t len) {
+    return hd_bpe_find_hashed(b, bytes, len, hash_bytes(bytes, len));
+}
+
+int hd_bpe_id_is(const hd_bpe *b, int32_t id, const void *bytes, size_t len) {
+    if (id < 0 || id >= b->n_ids || b->by_id[id] < 0) return 0;
+    const hd_bpe_entry *en = &b->entries[b->by_id[id]];
+    return en->encodable && en->len == len && !memcmp(b->arena + en->off, bytes, len);
 }
 
 int hd_bpe_index(hd_bpe *b, size_t *dup_entry, int *dup_is_id) {
@@ -124,15 +138,30 @@ int hd_bpe_index(hd_bpe *b, size_t *dup_entry, int *dup_is_id) {
     b->n_ids = max_id + 1;
     free(b->by_id);
     b->by_id = malloc(((size_t)b->n_ids + 1) * sizeof *b->by_id);
-    size_t nslots = pow2_at_least(b->n_entries * 2 + 2);
+    size_t nslots = pow2_at_least(b->n_entries + b->n_entries / 4 + 2);
     free(b->vslots);
     b->vslots = malloc(nslots * sizeof *b->vslots);
     if (!b->by_id || !b->vslots) return HD_ENOMEM;
     b->vmask = nslots - 1;
     for (int32_t i = 0; i < b->n_ids; i++) b->by_id[i] = -1;
-    for (size_t i = 0; i < nslots; i++) b->vslots[i] = -1;
+    for (size_t i = 0; i < nslots; i++) b->vslots[i].id = -1;
+    /* hashes of the next entries are computed ahead and their slots prefetched: the table is
+     * larger than the cache and every insert is a random access */
+    enum { AHEAD = 16 };
+    uint64_t ring[AHEAD];
+    for (size_t e = 0; e < b->n_entries && e < AHEAD; e++) {
+        const hd_bpe_entry *en = &b->entries[e];
+        ring[e] = hash_bytes(b->arena + en->off, en->len);
+        hd_bpe_prefetch(b, ring[e]);
+    }
     for (size_t e = 0; e < b->n_entries; e++) {
         const hd_bpe_entry *en = &b->entries[e];
+        uint64_t h = ring[e % AHEAD];
+        if (e + AHEAD < b->n_entries) {
+            const hd_bpe_entry *ahead = &b->entries[e + AHEAD];
+            ring[e % AHEAD] = hash_bytes(b->arena + ahead->off, ahead->len);
+            hd_bpe_prefetch(b, ring[e % AHEAD]);
+        }
         if (b->by_id[en->id] >= 0) {
             *dup_entry = e;
             *dup_is_id = 1;
@@ -141,17 +170,17 @@ int hd_bpe_index(hd_bpe *b, size_t *dup_entry, int *dup_is_id) {
         b->by_id[en->id] = (int32_t)e;
         if (!en->encodable) continue;
         const unsigned char *key = (const unsigned char *)b->arena + en->off;
-        size_t i = hash_bytes(key, en->len) & b->vmask;
-        while (b->vslots[i] >= 0) {
-            const hd_bpe_entry *o = &b->entries[b->vslots[i]];
-            if (o->len == en->len && !memcmp(b->arena + o->off, key, en->len)) {
+        uint32_t tag = (uint32_t)(h >> 32);
+        size_t i = h & b->vmask;
+        for (; b->vslots[i].id >= 0; i = (i + 1) & b->vmask) {
+            const hd_bpe_slot *sl = &b->vslots[i];
+            if (sl->tag == tag && sl->len == en->len && !memcmp(b->arena + sl->off, key, en->len)) {
                 *dup_entry = e;
                 *dup_is_id = 0;
                 return HD_EFORMAT;
             }
-            i = (i + 1) & b->vmask;
         }
-        b->vslots[i] = (int32_t)e;
+        b->vslots[i] = (hd_bpe_slot){tag, en->off, en->len, en->id};
         if (en->len == 1) b->byte_id[key[0]] = en->id;
     }
     return 0;
@@ -159,44 +188,43 @@ int hd_bpe_index(hd_bpe *b, size_t *dup_entry, int *dup_is_id) {
 
 static void merge_insert(hd_bpe *b, uint64_t key, int32_t rank, int32_t merged) {
     size_t i = hash_pair(key) & b->mmask;
-    while (b->mkeys[i] != EMPTY_KEY && b->mkeys[i] != key) i = (i + 1) & b->mmask;
-    if (b->mkeys[i] == EMPTY_KEY) b->n_merges++;
-    b->mkeys[i] = key;
-    b->mrank[i] = rank;
-    b->mnew[i] = merged;
+    while (b->merges[i].key != EMPTY_KEY && b->merges[i].key != key) i = (i + 1) & b->mmask;
+    if (b->merges[i].key == EMPTY_KEY) b->n_merges++;
+    b->merges[i].key = key;
+    b->merges[i].rank = rank;
+    b->merges[i].merged = merged;
 }
 
 /* Rehashes into a table of `slots` entries (a power of two). */
 static int merge_resize(hd_bpe *b, size_t slots) {
-    uint64_t *ok = b->mkeys;
-    int32_t *orank = b->mrank, *onew = b->mnew;
-    size_t oslots = b->mkeys ? b->mmask + 1 : 0;
-    b->mkeys = malloc(slots * sizeof *b->mkeys);
-    b->mrank = malloc(slots * sizeof *b->mrank);
-    b->mnew = malloc(slots * sizeof *b->mnew);
-    if (!b->mkeys || !b->mrank || !b->mnew) {
-        free(b->mkeys);
-        free(b->mrank);
-        free(b->mnew);
-        b->mkeys = ok;
-        b->mrank = orank;
-        b->mnew = onew;
-        return HD_ENOMEM;
-    }
-    memset(b->mkeys, 0xFF, slots * sizeof *b->mkeys);
+    hd_bpe_merge *old = b->merges;
+    size_t oslots = old ? b->mmask + 1 : 0;
+    hd_bpe_merge *m = malloc(slots * sizeof *m);
+    if (!m) return HD_ENOMEM;
+    for (size_t i = 0; i < slots; i++) m[i].key = EMPTY_KEY;
+    b->merges = m;
     b->mmask = slots - 1;
     b->n_merges = 0;
     for (size_t i = 0; i < oslots; i++)
-        if (ok[i] != EMPTY_KEY) merge_insert(b, ok[i], orank[i], onew[i]);
-    free(ok);
-    free(orank);
-    free(onew);
+        if (old[i].key != EMPTY_KEY) merge_insert(b, old[i].key, old[i].rank, old[i].merged);
+    free(old);
     return 0;
 }
 
+void hd_bpe_merge_prefetch(const hd_bpe *b, int32_t left, int32_t right) {
+    uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+    if (b->merges) __builtin_prefetch(&b->merges[hash_pair(key) & b->mmask], 1);
+}
+
+int hd_bpe_merges_reserve(hd_bpe *b, size_t n) {
+    size_t slots = pow2_at_least(n + n / 4 + 2);
+    if (b->merges && slots <= b->mmask + 1) return 0;
+    return merge_resize(b, slots);
+}
+
 int hd_bpe_merge_put(hd_bpe *b, int32_t left, int32_t right, int32_t rank, int32_t merged) {
-    size_t slots = b->mkeys ? b->mmask + 1 : 0;
-    if ((b->n_merges + 1) * 2 > slots) { /* keep the load factor under 1/2 */
+    size_t slots = b->merges ? b->mmask + 1 : 0;
+    if ((b->n_merges + 1) * 5 > slots * 4) { /* keep the load factor under 0.8 */
         int rc = merge_resize(b, slots ? slots * 2 : 1024);
         if (rc) return rc;
     }
@@ -205,15 +233,15 @@ int hd_bpe_merge_put(hd_bpe *b, int32_t left, int32_t right, int32_t rank, int32
     return 0;
 }
 
-/* Slot of the merge for (left, right), or -1. */
-static inline long merge_find(const hd_bpe *b, int32_t left, int32_t right) {
-    if (!b->mkeys) return -1;
+/* The merge for (left, right), or NULL. */
+static inline const hd_bpe_merge *merge_find(const hd_bpe *b, int32_t left, int32_t right) {
+    if (!b->merges) return NULL;
     uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
     size_t i = hash_pair(key) & b->mmask;
     for (;;) {
-        uint64_t k = b->mkeys[i];
-        if (k == key) return (long)i;
-        if (k == EMPTY_KEY) return -1;
+        const hd_bpe_merge *m = &b->merges[i];
+        if (m->key == key) return m;
+        if (m->key == EMPTY_KEY) return NULL;
         i = (i + 1) & b->mmask;
     }
 }
@@ -230,6 +258,7 @@ typedef struct cache_entry {
 } cache_entry;
 
 #define CACHE_MAX_ENTRIES (1u << 16)
+#define CACHE_MIN_ENTRIES (1u << 8)
 #define CACHE_MAX_WORD 256
 
 struct hd_bpe_scratch {
@@ -237,8 +266,9 @@ struct hd_bpe_scratch {
     size_t cap;
     cand *heap;
     size_t heap_n, heap_cap;
-    /* word cache */
-    uint32_t *slots; /* entry index + 1; 0 = empty */
+    /* word cache: at most `cache_cap` words (scaled to the text: short prompts stay cheap) */
+    size_t cache_cap;
+    uint32_t *slots; /* entry index + 1; 0 = empty; 2 * cache_cap of them */
     cache_entry *ents;
     size_t n_ents;
     unsigned char *keys;
@@ -247,7 +277,14 @@ struct hd_bpe_scratch {
     size_t ids_len, ids_cap;
 };
 
-hd_bpe_scratch *hd_bpe_scratch_new(void) { return calloc(1, sizeof(hd_bpe_scratch)); }
+hd_bpe_scratch *hd_bpe_scratch_new(size_t text_len) {
+    hd_bpe_scratch *s = calloc(1, sizeof(hd_bpe_scratch));
+    if (!s) return NULL;
+    size_t cap = CACHE_MIN_ENTRIES;
+    while (cap < CACHE_MAX_ENTRIES && cap < text_len / 8) cap *= 2; /* ~1 word per 8 bytes */
+    s->cache_cap = cap;
+    return s;
+}
 
 void hd_bpe_scratch_free(hd_bpe_scratch *s) {
     if (!s) return;
@@ -322,9 +359,9 @@ static cand heap_pop(hd_bpe_scratch *s) {
 static void push_pair(const hd_bpe *b, hd_bpe_scratch *s, int32_t pos) {
     int32_t nx = s->next[pos];
     if (nx < 0) return;
-    long m = merge_find(b, s->sym[pos], s->sym[nx]);
-    if (m < 0) return;
-    cand c = {b->mrank[m], pos, b->mnew[m]};
+    const hd_bpe_merge *m = merge_find(b, s->sym[pos], s->sym[nx]);
+    if (!m) return;
+    cand c = {m->rank, pos, m->merged};
     heap_push(s, c);
 }
 
@@ -377,8 +414,8 @@ static int merge_word(const hd_bpe *b, hd_bpe_scratch *s, const unsigned char *w
             if (s->sym[pos] < 0) continue; /* absorbed by an earlier merge */
             int32_t nx = s->next[pos];
             if (nx < 0) continue;
-            long mm = merge_find(b, s->sym[pos], s->sym[nx]);
-            if (mm < 0 || b->mnew[mm] != c.merged) continue; /* pair changed since queued */
+            const hd_bpe_merge *mm = merge_find(b, s->sym[pos], s->sym[nx]);
+            if (!mm || mm->merged != c.merged) continue; /* pair changed since queued */
             s->sym[pos] = c.merged;
             s->sym[nx] = -1;
             int32_t nn = s->next[nx];
@@ -397,17 +434,17 @@ int hd_bpe_encode_word(const hd_bpe *b, hd_bpe_scratch *s, const unsigned char *
                        hd_ids *out) {
     if (n == 0) return 0;
     if (b->ignore_merges) {
-        int32_t e = hd_bpe_find(b, w, n);
-        if (e >= 0) return hd_ids_push(out, b->entries[e].id);
+        int32_t id = hd_bpe_find(b, w, n);
+        if (id >= 0) return hd_ids_push(out, id);
     }
     if (n > CACHE_MAX_WORD) return merge_word(b, s, w, n, out);
     if (!s->slots) {
-        s->slots = calloc(CACHE_MAX_ENTRIES * 2, sizeof *s->slots);
-        s->ents = malloc(CACHE_MAX_ENTRIES * sizeof *s->ents);
+        s->slots = calloc(s->cache_cap * 2, sizeof *s->slots);
+        s->ents = malloc(s->cache_cap * sizeof *s->ents);
         if (!s->slots || !s->ents) return HD_ENOMEM;
     }
     uint64_t h = hash_bytes(w, n);
-    size_t mask = CACHE_MAX_ENTRIES * 2 - 1, i = h & mask;
+    size_t mask = s->cache_cap * 2 - 1, i = h & mask;
     for (;;) {
         uint32_t e = s->slots[i];
         if (!e) break;
@@ -424,7 +461,7 @@ int hd_bpe_encode_word(const hd_bpe *b, hd_bpe_scratch *s, const unsigned char *
     }
     size_t before = out->n;
     int rc = merge_word(b, s, w, n, out);
-    if (rc || s->n_ents >= CACHE_MAX_ENTRIES) return rc; /* full: stop caching new words */
+    if (rc || s->n_ents >= s->cache_cap) return rc; /* full: stop caching new words */
     size_t k = out->n - before;
     if (grow((void **)&s->keys, &s->keys_cap, s->keys_len + n, 1) ||
         grow((void **)&s->ids, &s->ids_cap, s->ids_len + k, sizeof *s->ids))

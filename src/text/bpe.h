@@ -26,6 +26,16 @@ typedef struct hd_bpe_entry {
     int encodable;     /* all characters were in the byte-level alphabet */
 } hd_bpe_entry;
 
+typedef struct hd_bpe_slot {
+    uint32_t tag, off, len;
+    int32_t id; /* -1: empty */
+} hd_bpe_slot;
+
+typedef struct hd_bpe_merge {
+    uint64_t key; /* UINT64_MAX: empty slot */
+    int32_t rank, merged;
+} hd_bpe_merge;
+
 typedef struct hd_bpe {
     /* vocabulary entries in file order */
     hd_bpe_entry *entries;
@@ -35,13 +45,13 @@ typedef struct hd_bpe {
     /* by id: index into entries, or -1 */
     int32_t *by_id;
     int32_t n_ids; /* max vocabulary id + 1 */
-    /* bytes -> entry index (encodable entries only); -1 empty */
-    int32_t *vslots;
+    /* bytes -> id, open addressing over encodable entries only. A slot holds what a probe needs
+     * (hash tag, arena span, id) so a lookup touches one slot and the arena */
+    struct hd_bpe_slot *vslots;
     size_t vmask;
     int32_t byte_id[256]; /* id of each single byte, or -1 */
-    /* merges: key = left << 32 | right */
-    uint64_t *mkeys;
-    int32_t *mrank, *mnew;
+    /* merges: open addressing on key = left << 32 | right */
+    struct hd_bpe_merge *merges;
     size_t mmask, n_merges;
     /* options */
     int ignore_merges;
@@ -61,8 +71,21 @@ int hd_bpe_add(hd_bpe *b, const char *text, size_t len, int32_t id);
  * which of the two repeats. */
 int hd_bpe_index(hd_bpe *b, size_t *dup_entry, int *dup_is_id);
 
-/* Entry index of the encodable token with these raw bytes, or -1. */
+/* Id of the encodable token with these raw bytes, or -1. */
 int32_t hd_bpe_find(const hd_bpe *b, const void *bytes, size_t len);
+
+/* The same in steps, for batched lookups: hash, prefetch the slot, then find. */
+uint64_t hd_bpe_hash(const void *bytes, size_t len);
+void hd_bpe_prefetch(const hd_bpe *b, uint64_t hash);
+int32_t hd_bpe_find_hashed(const hd_bpe *b, const void *bytes, size_t len, uint64_t hash);
+void hd_bpe_merge_prefetch(const hd_bpe *b, int32_t left, int32_t right);
+
+/* 1 when id is an encodable vocabulary token with exactly these bytes (a cheap check of a
+ * guessed id before a hash lookup). */
+int hd_bpe_id_is(const hd_bpe *b, int32_t id, const void *bytes, size_t len);
+
+/* Sizes the merge table for about n merges (a hint; it grows anyway). 0 or HD_ENOMEM. */
+int hd_bpe_merges_reserve(hd_bpe *b, size_t n);
 
 /* Converts tokenizer.json text to raw bytes (each char through the byte-level alphabet).
  * out must hold len bytes. Returns the byte count, or -1 if a char is outside the alphabet. */
@@ -72,10 +95,10 @@ long hd_bpe_text_to_bytes(const char *text, size_t len, unsigned char *out);
  * like Hugging Face's map. The table grows as needed. Returns 0 or HD_ENOMEM. */
 int hd_bpe_merge_put(hd_bpe *b, int32_t left, int32_t right, int32_t rank, int32_t merged);
 
-/* Per-call working memory: symbol arrays, heap, and a word -> ids cache. Not shared between
- * threads; one per encode call. */
+/* Per-call working memory: symbol arrays, heap, and a word -> ids cache sized for a text of
+ * text_len bytes. Not shared between threads; one per encode call. */
 typedef struct hd_bpe_scratch hd_bpe_scratch;
-hd_bpe_scratch *hd_bpe_scratch_new(void);
+hd_bpe_scratch *hd_bpe_scratch_new(size_t text_len);
 void hd_bpe_scratch_free(hd_bpe_scratch *s);
 
 /* Growable id vector. */

@@ -17,7 +17,7 @@ int hd_chat_render(const char *prompt, int n_images, const int *image_tokens, ch
     *out = NULL;
     *out_len = 0;
     if (!prompt) return hd_fail(e, HD_EINVAL, "chat: no prompt");
-    if (n_images < 0 || (n_images > 0 && !image_tokens))
+    if (n_images < 0 || n_images > HD_CHAT_MAX_IMAGES || (n_images > 0 && !image_tokens))
         return hd_fail(e, HD_EINVAL, "chat: invalid image count %d", n_images);
     size_t plen = strlen(prompt);
     size_t bad = hd_utf8_find_invalid(prompt, plen);

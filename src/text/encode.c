@@ -125,7 +125,7 @@ int hd_tokenizer_encode(const hd_tokenizer *tok, const char *text, size_t len, i
     enc.tok = tok;
     enc.e = e;
     int rc = 0;
-    enc.scratch = hd_bpe_scratch_new();
+    enc.scratch = hd_bpe_scratch_new(len);
     if (!enc.scratch) rc = nomem(&enc);
     for (int i = 0; !rc && i < tok->n_splits; i++)
         if (!(enc.split_m[i] = hd_regex_matcher_new(&tok->splits[i]))) rc = nomem(&enc);
@@ -159,6 +159,7 @@ int hd_tokenizer_decode(const hd_tokenizer *tok, const int32_t *ids, size_t n, c
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
+        if (total > SIZE_MAX / 2) return hd_fail(e, HD_ENOMEM, "decode: text too long");
         if (id < 0 || id >= tok->vocab_size)
             return hd_fail(e, HD_EINVAL, "decode: ids[%zu] = %d is outside the vocabulary (0..%d)",
                            i, (int)id, (int)tok->vocab_size - 1);
@@ -206,9 +207,9 @@ int hd_tokenizer_token_id(const hd_tokenizer *tok, const char *content) {
     unsigned char small[256], *buf = n <= sizeof small ? small : malloc(n);
     if (!buf) return -1;
     long nb = hd_bpe_text_to_bytes(content, n, buf);
-    int32_t e = nb >= 0 ? hd_bpe_find(&tok->bpe, buf, (size_t)nb) : -1;
+    int32_t id = nb >= 0 ? hd_bpe_find(&tok->bpe, buf, (size_t)nb) : -1;
     if (buf != small) free(buf);
-    return e >= 0 ? tok->bpe.entries[e].id : -1;
+    return id;
 }
 
 int hd_tokenizer_vocab_size(const hd_tokenizer *tok) { return tok ? tok->vocab_size : 0; }

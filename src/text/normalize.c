@@ -36,15 +36,21 @@ static int is_post_unicode9(uint32_t cp) {
     return 0;
 }
 
-/* NFC leaves cp alone whatever surrounds it (and HF agrees). */
-static int is_inert(uint32_t cp) {
-    if (cp < 0x300) return 1; /* nothing below U+0300 combines or decomposes canonically */
-    if (cp >= 0x1100 && cp <= 0x11FF) return 0; /* conjoining jamo compose algorithmically */
+enum {
+    NFC_STABLE,  /* NFC leaves it alone whatever follows; a later mark may compose with it */
+    NFC_BARRIER, /* unassigned for HF: left alone, and nothing composes or reorders across it */
+    NFC_ACTIVE,  /* may change, or change its neighbours: normalize around it */
+};
+
+static int nfc_class(uint32_t cp) {
+    if (cp < 0x300) return NFC_STABLE; /* nothing below U+0300 combines or decomposes canonically */
+    if (cp >= 0x1100 && cp <= 0x11FF) return NFC_ACTIVE; /* conjoining jamo compose algorithmically */
     const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
-    if (p->combining_class) return 0;
-    if (p->decomp_type == 0 && p->decomp_seqindex != UINT16_MAX) return 0; /* canonical */
-    if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return 0;  /* 2nd of a pair */
-    return 1;
+    int active = p->combining_class != 0 ||
+                 (p->decomp_type == 0 && p->decomp_seqindex != UINT16_MAX) || /* canonical */
+                 (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000);     /* 2nd of a pair */
+    if (!active) return NFC_STABLE;
+    return is_post_unicode9(cp) ? NFC_BARRIER : NFC_ACTIVE;
 }
 
 int hd_nfc_is_quick(const char *str, size_t len) {
@@ -57,7 +63,7 @@ int hd_nfc_is_quick(const char *str, size_t len) {
         }
         uint32_t cp;
         i += hd_utf8_decode_valid(s + i, &cp);
-        if (!is_inert(cp)) return 0;
+        if (nfc_class(cp) == NFC_ACTIVE) return 0;
     }
     return 1;
 }
@@ -82,12 +88,23 @@ static int buf_put(buf *b, const void *data, size_t n) {
     return 0;
 }
 
-static int nfc_run(buf *b, const char *s, size_t len) {
-    if (!len) return 0;
-    if (hd_nfc_is_quick(s, len)) return buf_put(b, s, len);
+/* Appends NFC(s[0..len)); s holds no barrier. Short spans (the usual case: a base character
+ * and its marks) go through a stack buffer instead of utf8proc_map's allocations. */
+static int nfc_span(buf *b, const char *s, size_t len) {
+    utf8proc_int32_t cps[64];
+    const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE;
+    utf8proc_ssize_t n = utf8proc_decompose((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len,
+                                            cps, 64, UTF8PROC_STABLE | UTF8PROC_DECOMPOSE);
+    if (n >= 0 && n <= 64) {
+        n = utf8proc_normalize_utf32(cps, n, opts);
+        if (n < 0) return HD_ENOMEM;
+        char tmp[64 * 4];
+        size_t w = 0;
+        for (utf8proc_ssize_t i = 0; i < n; i++) w += hd_utf8_encode((uint32_t)cps[i], tmp + w);
+        return buf_put(b, tmp, w);
+    }
     utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &dst, opts);
     if (n < 0) return HD_ENOMEM; /* input is valid UTF-8, so only allocation can fail */
     int rc = buf_put(b, dst, (size_t)n);
     free(dst);
@@ -99,24 +116,36 @@ int hd_nfc(const char *str, size_t len, char **out, size_t *out_len) {
     buf b = {0};
     *out = NULL;
     *out_len = 0;
-    size_t i = 0, run = 0;
-    int rc = 0;
+    /* Stable characters and barriers are boundaries: NFC of the whole is the concatenation of
+     * NFC of the pieces between them. Only spans [stable char before an active one, next
+     * boundary) need utf8proc. */
+    size_t i = 0, copied = 0, prev = 0; /* prev: start of the previous character */
+    int prev_class = NFC_BARRIER, rc = 0;
     while (i < len && !rc) {
-        if (s[i] < 0xCC) {
-            i += s[i] < 0x80 ? 1 : 2;
+        uint32_t cp;
+        size_t k = s[i] < 0x80 ? (cp = s[i], 1) : hd_utf8_decode_valid(s + i, &cp);
+        int c = s[i] < 0xCC ? NFC_STABLE : nfc_class(cp);
+        if (c != NFC_ACTIVE) {
+            prev = i;
+            prev_class = c;
+            i += k;
             continue;
         }
-        uint32_t cp;
-        size_t k = hd_utf8_decode_valid(s + i, &cp);
-        if (is_post_unicode9(cp)) {
-            rc = nfc_run(&b, str + run, i - run);
-            if (!rc) rc = buf_put(&b, s + i, k);
-            run = i + k;
+        /* the stable character before may compose with what follows: it starts the span */
+        size_t start = (i > copied && prev_class == NFC_STABLE) ? prev : i;
+        size_t end = i + k;
+        while (end < len) {
+            uint32_t c2;
+            size_t k2 = hd_utf8_decode_valid(s + end, &c2);
+            if (s[end] < 0xCC || nfc_class(c2) != NFC_ACTIVE) break;
+            end += k2;
         }
-        i += k;
+        rc = buf_put(&b, s + copied, start - copied);
+        if (!rc) rc = nfc_span(&b, str + start, end - start);
+        copied = i = end;
+        prev_class = NFC_BARRIER; /* the span's end is not a composition start */
     }
-    if (!rc) rc = nfc_run(&b, str + run, len - run);
-    if (!rc && !b.p) rc = buf_put(&b, "", 0);
+    if (!rc) rc = buf_put(&b, s + copied, len - copied);
     if (rc) {
         free(b.p);
         return rc;

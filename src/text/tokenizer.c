@@ -22,19 +22,28 @@
 static const char gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
-/* Printable, truncated rendering of s for messages. */
+/* Printable, truncated rendering of s for messages: valid UTF-8 kept, other bytes, controls,
+ * quote and backslash as \xNN. */
 static const char *show(const char *s, size_t n, char *out, size_t cap) {
-    size_t w = 0;
-    for (size_t i = 0; i < n && w + 8 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7F || c == '\'' || c == '\\')
-            w += (size_t)snprintf(out + w, cap - w, "\\x%02X", c);
-        else
-            out[w++] = (char)c;
-        if (i + 1 < n && w + 8 >= cap) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t w = 0, i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t bad, k = hd_utf8_next(u + i, n - i, &cp, &bad);
+        int escape = !k || cp < 0x20 || cp == 0x7F || cp == '\'' || cp == '\\';
+        size_t need = escape ? 4 : k;
+        if (w + need + 4 > cap) { /* room for "..." and the NUL */
             memcpy(out + w, "...", 3);
             w += 3;
             break;
+        }
+        if (escape) {
+            w += (size_t)snprintf(out + w, cap - w, "\\x%02X", u[i]);
+            i++;
+        } else {
+            memcpy(out + w, u + i, k);
+            w += k;
+            i += k;
         }
     }
     out[w] = 0;
@@ -119,25 +128,61 @@ static int parse_vocab(loader *L) {
     return 0;
 }
 
-/* Looks up one side of a merge; *id = -2 when the text is outside the byte-level alphabet. */
-static int merge_side(loader *L, size_t rank, const char *text, size_t len, size_t tmp_off,
-                      size_t *nbytes, int32_t *id) {
-    if (tmp_reserve(L, tmp_off + len + 1))
-        return hd_fail(L->e, HD_ENOMEM, "%s: model.merges: out of memory", L->what);
-    long nb = hd_bpe_text_to_bytes(text, len, L->tmp + tmp_off);
-    if (nb < 0) {
-        *id = -2;
-        return 0;
+/* Merges are resolved in batches: the vocabulary and merge tables are larger than the cache,
+ * so the slots a batch needs are prefetched before any of them is read. */
+#define MERGE_BATCH 64
+
+typedef struct pending_merge {
+    size_t rank;
+    size_t off;            /* left bytes at tmp[off], right bytes right after them */
+    uint32_t llen, rlen;
+    int usable;            /* both sides inside the byte-level alphabet */
+    uint64_t hl, hr, hm;   /* hashes of left, right, left+right */
+    int32_t left, right, merged;
+} pending_merge;
+
+static int merge_unknown(loader *L, size_t rank, const unsigned char *bytes, size_t len,
+                         int merged) {
+    char sh[64];
+    show((const char *)bytes, len, sh, sizeof sh);
+    if (merged)
+        return hd_fail(L->e, HD_EFORMAT,
+                       "%s: model.merges[%zu]: merged token '%s' is not in model.vocab", L->what,
+                       rank, sh);
+    return hd_fail(L->e, HD_EFORMAT, "%s: model.merges[%zu]: token '%s' is not in model.vocab",
+                   L->what, rank, sh);
+}
+
+static int flush_merges(loader *L, pending_merge *pm, int n, int32_t *guess) {
+    hd_bpe *b = &L->tok->bpe;
+    for (int i = 0; i < n; i++) {
+        pending_merge *p = &pm[i];
+        if (!p->usable) continue;
+        const unsigned char *lb = L->tmp + p->off, *rb = lb + p->llen;
+        p->left = hd_bpe_find_hashed(b, lb, p->llen, p->hl);
+        if (p->left < 0) return merge_unknown(L, p->rank, lb, p->llen, 0);
+        p->right = hd_bpe_find_hashed(b, rb, p->rlen, p->hr);
+        if (p->right < 0) return merge_unknown(L, p->rank, rb, p->rlen, 0);
+        /* files usually list merges in the order of the ids they create: try the id after the
+         * previous merge's before the hash table */
+        size_t ml = (size_t)p->llen + p->rlen;
+        p->merged = hd_bpe_id_is(b, *guess, lb, ml) ? *guess : hd_bpe_find_hashed(b, lb, ml, p->hm);
+        if (p->merged < 0) return merge_unknown(L, p->rank, lb, ml, 1);
+        *guess = p->merged + 1;
+        hd_bpe_merge_prefetch(b, p->left, p->right);
     }
-    *nbytes = (size_t)nb;
-    int32_t e = hd_bpe_find(&L->tok->bpe, L->tmp + tmp_off, (size_t)nb);
-    if (e < 0) {
-        char sh[64];
-        return hd_fail(L->e, HD_EFORMAT, "%s: model.merges[%zu]: token '%s' is not in model.vocab",
-                       L->what, rank, show(text, len, sh, sizeof sh));
-    }
-    *id = L->tok->bpe.entries[e].id;
+    for (int i = 0; i < n; i++)
+        if (pm[i].usable && hd_bpe_merge_put(b, pm[i].left, pm[i].right, (int32_t)pm[i].rank,
+                                             pm[i].merged))
+            return hd_fail(L->e, HD_ENOMEM, "%s: model.merges: out of memory", L->what);
     return 0;
+}
+
+/* Converts one merge side (tokenizer.json text) to bytes at tmp[off]; returns the byte count,
+ * -1 when outside the byte-level alphabet, -2 on allocation failure. */
+static long side_bytes(loader *L, const char *text, size_t len, size_t off) {
+    if (tmp_reserve(L, off + len + 1)) return -2;
+    return hd_bpe_text_to_bytes(text, len, L->tmp + off);
 }
 
 static int parse_merges(loader *L) {
@@ -148,13 +193,23 @@ static int parse_merges(loader *L) {
     js->pos++;
     if (hd_js_peek(js) == ']') {
         js->pos++;
+        L->have_merges = 1;
         return 0;
     }
+    /* a BPE vocabulary has about one merge per token */
+    if (hd_bpe_merges_reserve(b, b->n_entries))
+        return hd_fail(L->e, HD_ENOMEM, "%s: model.merges: out of memory", L->what);
+    pending_merge pm[MERGE_BATCH];
+    int np = 0;
+    size_t used = 0; /* bytes of tmp used by the batch */
+    int32_t guess = 0;
     for (size_t rank = 0;; rank++) {
         if (rank > INT32_MAX)
             return hd_fail(L->e, HD_EFORMAT, "%s: model.merges: too many merges", L->what);
-        int32_t left, right;
-        size_t lb = 0, rb = 0;
+        pending_merge *p = &pm[np];
+        long nl = 0, nr = 0;
+        p->rank = rank;
+        p->off = used;
         int c = hd_js_peek(js);
         if (c == '"') { /* "left right" */
             if (hd_js_string(js)) return scan_fail(L, "model.merges");
@@ -166,18 +221,16 @@ static int parse_merges(loader *L) {
                                "space", L->what, rank, show(s, js->str_len, sh, sizeof sh));
             }
             size_t ll = (size_t)(sp - s);
-            if (merge_side(L, rank, s, ll, 0, &lb, &left)) return L->e->code;
-            if (merge_side(L, rank, sp + 1, js->str_len - ll - 1, lb, &rb, &right))
-                return L->e->code;
+            nl = side_bytes(L, s, ll, used);
+            if (nl >= 0) nr = side_bytes(L, sp + 1, js->str_len - ll - 1, used + (size_t)nl);
         } else if (c == '[') { /* ["left", "right"] */
             js->pos++;
             if (hd_js_string(js)) return scan_fail(L, "model.merges");
-            if (merge_side(L, rank, js->str, js->str_len, 0, &lb, &left)) return L->e->code;
+            nl = side_bytes(L, js->str, js->str_len, used);
             if (hd_js_next(js, ']') != 1 || hd_js_string(js))
                 return hd_fail(L->e, HD_EFORMAT,
                                "%s: model.merges[%zu]: expected a pair of strings", L->what, rank);
-            if (left == -2) lb = 0;
-            if (merge_side(L, rank, js->str, js->str_len, lb, &rb, &right)) return L->e->code;
+            if (nl >= 0) nr = side_bytes(L, js->str, js->str_len, used + (size_t)nl);
             if (hd_js_next(js, ']') != 0)
                 return hd_fail(L->e, HD_EFORMAT,
                                "%s: model.merges[%zu]: expected a pair of strings", L->what, rank);
@@ -186,21 +239,30 @@ static int parse_merges(loader *L) {
                            "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", L->what,
                            rank);
         }
+        if (nl == -2 || nr == -2)
+            return hd_fail(L->e, HD_ENOMEM, "%s: model.merges: out of memory", L->what);
         /* a side outside the byte-level alphabet can never be produced: the merge never applies */
-        if (left != -2 && right != -2) {
-            int32_t e = hd_bpe_find(b, L->tmp, lb + rb);
-            if (e < 0) {
-                char sh[64];
-                return hd_fail(L->e, HD_EFORMAT,
-                               "%s: model.merges[%zu]: merged token (bytes '%s') is not in "
-                               "model.vocab", L->what, rank,
-                               show((const char *)L->tmp, lb + rb, sh, sizeof sh));
-            }
-            if (hd_bpe_merge_put(b, left, right, (int32_t)rank, b->entries[e].id))
-                return hd_fail(L->e, HD_ENOMEM, "%s: model.merges: out of memory", L->what);
+        p->usable = nl >= 0 && nr >= 0;
+        if (p->usable) {
+            const unsigned char *lb = L->tmp + used;
+            p->llen = (uint32_t)nl;
+            p->rlen = (uint32_t)nr;
+            p->hl = hd_bpe_hash(lb, (size_t)nl);
+            p->hr = hd_bpe_hash(lb + nl, (size_t)nr);
+            p->hm = hd_bpe_hash(lb, (size_t)(nl + nr));
+            hd_bpe_prefetch(b, p->hl);
+            hd_bpe_prefetch(b, p->hr);
+            hd_bpe_prefetch(b, p->hm);
+            used += (size_t)(nl + nr);
         }
+        np++;
         int r = hd_js_next(js, ']');
         if (r < 0) return scan_fail(L, "model.merges");
+        if (np == MERGE_BATCH || r == 0) {
+            if (flush_merges(L, pm, np, &guess)) return L->e->code;
+            np = 0;
+            used = 0;
+        }
         if (r == 0) break;
     }
     L->have_merges = 1;
@@ -368,8 +430,7 @@ static int check_model(loader *L) {
         size_t n = json_string_length(unk);
         if (tmp_reserve(L, n + 1)) return hd_fail(L->e, HD_ENOMEM, "%s: out of memory", L->what);
         long nb = hd_bpe_text_to_bytes(json_string_value(unk), n, L->tmp);
-        int32_t e = nb >= 0 ? hd_bpe_find(&tok->bpe, L->tmp, (size_t)nb) : -1;
-        tok->bpe.unk_id = e >= 0 ? tok->bpe.entries[e].id : -1;
+        tok->bpe.unk_id = nb >= 0 ? hd_bpe_find(&tok->bpe, L->tmp, (size_t)nb) : -1;
     }
     return 0;
 }

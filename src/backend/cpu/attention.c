@@ -13,7 +13,7 @@
 #include "backend/cpu/kernels.h"
 
 /* Target rows (queries × grouped heads) per task. */
-#define ATTN_ROWS 128
+#define ATTN_ROWS 512
 
 /* ---- portable kernels ---- */
 
@@ -42,7 +42,7 @@ float hd_attn_softmax_scalar(float *s, int n_valid, float scale, float *m) {
     return sum;
 }
 
-#define SRB 4
+#define SRB 4 /* rows per call: attn_rb of the scalar table in cpu_backend.c */
 
 void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s) {
     for (int r = 0; r < SRB; r++) {
@@ -60,13 +60,13 @@ void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt,
 void hd_attn_pv_scalar(int hdp, int nk, const float *p, const float *v, float *o,
                        const float *alpha) {
     for (int r = 0; r < SRB; r++) {
-        float *or = o + (int64_t)r * hdp;
+        float *orow = o + (int64_t)r * hdp;
         const float *pr = p + r * HD_ATTN_BK;
-        for (int d = 0; d < hdp; d++) or[d] *= alpha[r];
+        for (int d = 0; d < hdp; d++) orow[d] *= alpha[r];
         for (int j = 0; j < nk; j++) {
             const float pj = pr[j], *vj = v + (int64_t)j * hdp;
             if (pj == 0.0f) continue;
-            for (int d = 0; d < hdp; d++) or[d] += pj * vj[d];
+            for (int d = 0; d < hdp; d++) orow[d] += pj * vj[d];
         }
     }
 }
@@ -176,9 +176,9 @@ static void attn_task(void *ctx, int64_t t, int thread) {
         int64_t i = r / G;
         int h = kvh * G + (int)(r % G);
         float *dst = a->out + (i0 + i) * a->ldo + (int64_t)h * hd;
-        const float *or = o + r * hdp;
+        const float *orow = o + r * hdp;
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        for (int d = 0; d < hd; d++) dst[d] = or[d] * inv;
+        for (int d = 0; d < hd; d++) dst[d] = orow[d] * inv;
     }
 }
 

@@ -5,7 +5,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/transpose_avx2.h"
 
-#define RB 4
+#define RB 4 /* rows per call: must match ROWS() below and attn_rb in cpu_backend.c */
 
 /* Same algorithm as exp512 in attention_avx512.c; 2^n is built in two halves so that n = 128
  * (x just below the overflow threshold) does not overflow the exponent field. */

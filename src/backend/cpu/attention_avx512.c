@@ -5,7 +5,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/transpose_avx512.h"
 
-#define RB 6
+#define RB 6 /* rows per call: must match ROWS() below and attn_rb in cpu_backend.c */
 
 /* exp(x): x = n·ln2 + r with |r| <= ln2/2 (ln2 split in two so n·ln2_hi is exact), e^r by a
  * degree-6 polynomial (Cephes expf coefficients, < 1 ulp), scaled by 2^n through the exponent

@@ -9,11 +9,6 @@
 /* ---- kernel tables ---- */
 static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
-void hd_gemm_ukr_scalar(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc, int mr,
-                        int nr, int first, const float *bias);
-void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s);
-void hd_attn_pv_scalar(int hdp, int nk, const float *p, const float *v, float *o,
-                       const float *alpha);
 
 /* Must match the tile sizes hard-wired in gemm.c's scalar micro-kernel. */
 #define SCALAR_MR 4
@@ -49,6 +44,17 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .mr = 14, .nr = 32, .ku = 16, .kc = 384, .nc = 384,
     .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
     .pack_b = hd_gemm_pack_b_avx512,
+    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
+    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
+    .vexp = hd_vexp_avx512,
+};
+
+/* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */
+const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
+    .isa = HD_ISA_AVX512,
+    .mr = 14, .nr = 32, .ku = 32, .kc = 768, .nc = 384,
+    .gemm_ukr = hd_gemm_ukr_bf16_avx512, .pack_a = hd_gemm_pack_a_bf16_avx512,
+    .pack_b = hd_gemm_pack_b_bf16_avx512,
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
@@ -269,6 +275,18 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     cpu->k = isa == HD_ISA_AVX512 ? &hd_cpu_kernels_avx512
              : isa == HD_ISA_AVX2 ? &hd_cpu_kernels_avx2
                                   : &hd_cpu_kernels_scalar;
+    if (o.gemm_bf16 && isa == HD_ISA_AVX512) {
+        hd_cpu_features f;
+        hd_cpu_features_detect(&f);
+        if (f.avx512bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
+    }
+    /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */
+    const hd_cpu_kernels *k = cpu->k;
+    if ((int64_t)k->kc * k->nc + (int64_t)k->mr * k->kc + k->nc > HD_CPU_SCRATCH_FLOATS) {
+        cpu_destroy(be);
+        return hd_fail(e, HD_EINVAL, "cpu backend: GEMM blocks of the %s kernels exceed the scratch",
+                       hd_cpu_isa_name(isa));
+    }
     cpu->scratch = calloc((size_t)n, sizeof *cpu->scratch);
     if (!cpu->scratch) {
         cpu_destroy(be);

@@ -66,11 +66,17 @@ typedef struct hd_cpu_kernels {
 extern const hd_cpu_kernels hd_cpu_kernels_scalar;
 extern const hd_cpu_kernels hd_cpu_kernels_avx2;
 extern const hd_cpu_kernels hd_cpu_kernels_avx512;
+extern const hd_cpu_kernels hd_cpu_kernels_avx512_bf16; /* AVX-512 with the bf16 GEMM */
 
 /* Portable kernels (also used by the ISA tables where no faster version exists). */
 void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR);
 void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                             float *bp, int NR);
+void hd_gemm_ukr_scalar(int64_t kcp, const float *ap, const float *bp, float *c, int64_t ldc,
+                        int mr, int nr, int first, const float *bias);
+void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_pv_scalar(int hdp, int nk, const float *p, const float *v, float *o,
+                       const float *alpha);
 void hd_vexp_scalar(float *x, int64_t n);
 void hd_attn_pack_kt_scalar(const float *k, int64_t ldk, int nk, int hd, float *kt);
 float hd_attn_softmax_scalar(float *s, int n_valid, float scale, float *m);
@@ -92,6 +98,11 @@ void hd_gemm_ukr_avx512(int64_t kc, const float *ap, const float *bp, float *c, 
 void hd_gemm_pack_a_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 void hd_gemm_pack_b_avx512(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                            float *bp);
+void hd_gemm_ukr_bf16_avx512(int64_t kcp, const float *ap, const float *bp, float *c,
+                             int64_t ldc, int mr, int nr, int first, const float *bias);
+void hd_gemm_pack_a_bf16_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
+void hd_gemm_pack_b_bf16_avx512(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
+                                float *bp);
 void hd_attn_pack_kt_avx512(const float *k, int64_t ldk, int nk, int hd, float *kt);
 float hd_attn_softmax_avx512(float *s, int n_valid, float scale, float *m);
 void hd_attn_scores_avx512(int hd, const float *q, int64_t ldq, const float *kt, float *s);
@@ -99,7 +110,9 @@ void hd_attn_pv_avx512(int hdp, int nk, const float *p, const float *v, float *o
                        const float *alpha);
 void hd_vexp_avx512(float *x, int64_t n);
 
-/* ---- backend state ---- */
+/* ---- backend state ----
+ * One pool and one scratch set per backend: ops on one backend must not run concurrently (the
+ * model code calls them in sequence); use one backend per calling thread otherwise. */
 typedef struct hd_cpu {
     hd_pool *pool;
     int n_threads;

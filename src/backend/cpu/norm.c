@@ -12,6 +12,48 @@ typedef struct norm_job {
 } norm_job;
 
 /* The weight row as float32: converted into the thread's scratch when it fits, else NULL. */
+/* Σ x[i]² in double with four independent partial sums (a single chain is latency-bound). */
+static double sum_sq(const float *x, int64_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (double)x[i] * x[i];
+        s1 += (double)x[i + 1] * x[i + 1];
+        s2 += (double)x[i + 2] * x[i + 2];
+        s3 += (double)x[i + 3] * x[i + 3];
+    }
+    for (; i < n; i++) s0 += (double)x[i] * x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* Σ x[i], four partial sums. */
+static double sum(const float *x, int64_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i];
+        s1 += x[i + 1];
+        s2 += x[i + 2];
+        s3 += x[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double sum_sq_dev(const float *x, int64_t n, double mean) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double d0 = x[i] - mean, d1 = x[i + 1] - mean, d2 = x[i + 2] - mean, d3 = x[i + 3] - mean;
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < n; i++) s0 += (x[i] - mean) * (x[i] - mean);
+    return (s0 + s1) + (s2 + s3);
+}
+
 static const float *weight_row(const hd_tensor *w, hd_cpu *cpu, int thread) {
     if (!w) return NULL;
     if (w->dtype == HD_F32) return w->data;
@@ -36,8 +78,7 @@ static void rms_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
         const float *x = (const float *)j->x->data + r * j->x->stride;
         float *y = (float *)j->y->data + r * j->y->stride;
         for (int64_t c0 = 0; c0 + g <= cols; c0 += g) {
-            double ss = 0.0;
-            for (int64_t i = 0; i < g; i++) ss += (double)x[c0 + i] * x[c0 + i];
+            double ss = sum_sq(x + c0, g);
             float inv = (float)(1.0 / sqrt(ss / (double)g + (double)j->eps));
             for (int64_t i = 0; i < g; i++) y[c0 + i] = (x[c0 + i] * inv) * weight_at(j->w, wc, i);
         }
@@ -73,10 +114,7 @@ static void ln_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     for (int64_t r = r0; r < r1; r++) {
         const float *x = (const float *)j->x->data + r * j->x->stride;
         float *y = (float *)j->y->data + r * j->y->stride;
-        double s = 0.0;
-        for (int64_t i = 0; i < cols; i++) s += x[i];
-        double mean = s / (double)cols, v = 0.0;
-        for (int64_t i = 0; i < cols; i++) v += ((double)x[i] - mean) * ((double)x[i] - mean);
+        double mean = sum(x, cols) / (double)cols, v = sum_sq_dev(x, cols, mean);
         float inv = (float)(1.0 / sqrt(v / (double)cols + (double)j->eps));
         float mf = (float)mean;
         for (int64_t i = 0; i < cols; i++) {
