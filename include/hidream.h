@@ -38,12 +38,14 @@ const char *hd_status_name(int code);
 const char *hd_version(void);
 
 /* ---- images ------------------------------------------------------------------------------- */
-typedef struct hd_rgb_image {
-    int width, height;
-    uint8_t *rgb; /* width*height*3 bytes, row-major RGB; owned by whoever filled the struct */
-} hd_rgb_image;
+/* An 8-bit RGB picture: w*h pixels, row-major, 3 bytes each, no padding. The struct owns px;
+ * hd_image_free releases it (a zeroed struct is the empty image). */
+typedef struct hd_image {
+    int w, h;
+    uint8_t *px;
+} hd_image;
 
-void hd_rgb_image_free(hd_rgb_image *img);
+void hd_image_free(hd_image *img);
 
 /* ---- model -------------------------------------------------------------------------------- */
 typedef struct hd_model hd_model;
@@ -76,7 +78,7 @@ typedef enum hd_scheduler_kind {
 /* Progress: called after every step with the step just finished (1-based) and the total; when
  * preview is non-NULL it is the conditional branch's x0 prediction of this step as an image
  * (valid only during the call). Return non-zero to cancel. */
-typedef int (*hd_progress_fn)(void *user, int step, int total, const hd_rgb_image *preview);
+typedef int (*hd_progress_fn)(void *user, int step, int total, const hd_image *preview);
 
 /* Per-step Gaussian noise for the flash scheduler (N(0,1) floats, n of them for step `step`).
  * The default draws from our own seeded generator; see docs. Return 0 or a negative HD_E*. */
@@ -98,7 +100,7 @@ typedef struct hd_generate_params {
     double noise_scale_start, noise_scale_end, noise_clip_std; /* flash only */
     int bf16_compat;            /* round noise, z between steps and (z+1)/2 to bf16 as upstream */
     /* reference images (editing / personalization), in order */
-    const hd_rgb_image *refs;
+    const hd_image *refs;
     int n_refs;
     const char *layout;         /* layout boxes: JSON text or a path to a JSON file; NULL = none */
     int keep_aspect;            /* exactly one reference: output size follows it */
@@ -116,8 +118,8 @@ typedef struct hd_generate_params {
  * 2048x2048; dev: flash, 28 fixed timesteps, no CFG, noise 7.5 / clip 2.5). */
 void hd_generate_defaults(hd_generate_params *p, hd_mode mode);
 
-/* Runs one generation. out receives a malloc'd image (free with hd_rgb_image_free). */
-int hd_generate(hd_model *m, const hd_generate_params *p, hd_rgb_image *out, hd_error *e);
+/* Runs one generation. out receives a malloc'd image (free with hd_image_free). */
+int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e);
 
 #ifdef __cplusplus
 }

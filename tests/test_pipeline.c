@@ -43,7 +43,7 @@ static void test_snapping_picks_closest_preset_aspect(void) {
 
 static void test_invalid_parameters_are_rejected_with_the_field(void) {
     hd_generate_params p;
-    hd_rgb_image out = {0};
+    hd_image out = {0};
     hd_error e = {0};
     small(&p, HD_MODE_FULL);
     p.prompt = NULL;
@@ -68,7 +68,7 @@ static void test_invalid_parameters_are_rejected_with_the_field(void) {
     small(&p, HD_MODE_FULL);
     p.prompt = "bad \xc3\x28 utf-8";
     CHECK(hd_generate(model, &p, &out, &e) < 0 && strstr(e.msg, "UTF-8"));
-    CHECK(out.rgb == NULL);
+    CHECK(out.px == NULL);
 }
 
 typedef struct calls {
@@ -76,13 +76,13 @@ typedef struct calls {
     int preview_ok;
 } calls;
 
-static int on_progress(void *user, int step, int total, const hd_rgb_image *preview) {
+static int on_progress(void *user, int step, int total, const hd_image *preview) {
     calls *c = user;
     c->steps_seen++;
     c->total = total;
     if (preview) {
         c->previews++;
-        c->preview_ok &= preview->width == 64 && preview->height == 96 && preview->rgb != NULL;
+        c->preview_ok &= preview->w == 64 && preview->h == 96 && preview->px != NULL;
     }
     return c->cancel_at && step >= c->cancel_at;
 }
@@ -94,33 +94,33 @@ static void test_progress_previews_and_cancel(void) {
     p.progress = on_progress;
     p.progress_user = &c;
     p.preview_every = 2;
-    hd_rgb_image out = {0};
+    hd_image out = {0};
     hd_error e = {0};
     CHECK(hd_generate(model, &p, &out, &e) == 0);
     CHECK(c.steps_seen == 3 && c.total == 3);
     CHECK(c.previews == 2 && c.preview_ok); /* steps 2 and 3 (the last) */
-    hd_rgb_image_free(&out);
+    hd_image_free(&out);
 
     calls k = {0, 0, 0, 2, 1};
     p.progress_user = &k;
     CHECK(hd_generate(model, &p, &out, &e) == HD_ECANCELLED);
-    CHECK(k.steps_seen == 2 && out.rgb == NULL);
+    CHECK(k.steps_seen == 2 && out.px == NULL);
 }
 
 static void test_same_seed_same_image_other_seed_other_image(void) {
     hd_generate_params p;
     small(&p, HD_MODE_FULL);
-    hd_rgb_image a = {0}, b = {0}, c = {0};
+    hd_image a = {0}, b = {0}, c = {0};
     hd_error e = {0};
     CHECK(hd_generate(model, &p, &a, &e) == 0);
     CHECK(hd_generate(model, &p, &b, &e) == 0);
     p.seed++;
     CHECK(hd_generate(model, &p, &c, &e) == 0);
     size_t n = (size_t)64 * 96 * 3;
-    CHECK(a.rgb && b.rgb && c.rgb && memcmp(a.rgb, b.rgb, n) == 0 && memcmp(a.rgb, c.rgb, n) != 0);
-    hd_rgb_image_free(&a);
-    hd_rgb_image_free(&b);
-    hd_rgb_image_free(&c);
+    CHECK(a.px && b.px && c.px && memcmp(a.px, b.px, n) == 0 && memcmp(a.px, c.px, n) != 0);
+    hd_image_free(&a);
+    hd_image_free(&b);
+    hd_image_free(&c);
 }
 
 static void test_bf16_compat_rounds_every_sample(void) {
@@ -130,7 +130,7 @@ static void test_bf16_compat_rounds_every_sample(void) {
     size_t nz = (size_t)(64 / 32) * (96 / 32) * 3072;
     float *trace = malloc((size_t)(p.steps + 1) * nz * sizeof *trace);
     p.z_trace = trace;
-    hd_rgb_image out = {0};
+    hd_image out = {0};
     hd_error e = {0};
     CHECK(trace && hd_generate(model, &p, &out, &e) == 0);
     int all_bf16 = 1;
@@ -139,13 +139,13 @@ static void test_bf16_compat_rounds_every_sample(void) {
     CHECK(all_bf16);
     /* the default path keeps float32 samples */
     p.bf16_compat = 0;
-    hd_rgb_image_free(&out);
+    hd_image_free(&out);
     CHECK(hd_generate(model, &p, &out, &e) == 0);
     int any_f32 = 0;
     for (size_t i = nz; trace && i < (size_t)(p.steps + 1) * nz; i++)
         any_f32 |= hd_round_bf16(trace[i]) != trace[i];
     CHECK(any_f32);
-    hd_rgb_image_free(&out);
+    hd_image_free(&out);
     free(trace);
 }
 
@@ -166,15 +166,15 @@ static void test_flash_uses_caller_noise_source(void) {
     int count = 0;
     p.noise = zero_noise;
     p.noise_user = &count;
-    hd_rgb_image a = {0}, b = {0};
+    hd_image a = {0}, b = {0};
     hd_error e = {0};
     CHECK(hd_generate(model, &p, &a, &e) == 0);
     CHECK(count == 3); /* one draw per step, including the last */
     p.noise = NULL;
     CHECK(hd_generate(model, &p, &b, &e) == 0);
-    CHECK(a.rgb && b.rgb && memcmp(a.rgb, b.rgb, (size_t)64 * 96 * 3) != 0);
-    hd_rgb_image_free(&a);
-    hd_rgb_image_free(&b);
+    CHECK(a.px && b.px && memcmp(a.px, b.px, (size_t)64 * 96 * 3) != 0);
+    hd_image_free(&a);
+    hd_image_free(&b);
     /* dev mode without an explicit list needs the 28 fixed timesteps */
     small(&p, HD_MODE_DEV);
     p.steps = 5;

@@ -229,7 +229,7 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int on_progress(void *user, int step, int total, const hd_rgb_image *preview) {
+static int on_progress(void *user, int step, int total, const hd_image *preview) {
     progress_ctx *c = user;
     double el = now_s() - c->t0, per = el / step, eta = per * (total - step);
     if (c->tty) {
@@ -243,9 +243,8 @@ static int on_progress(void *user, int step, int total, const hd_rgb_image *prev
     if (preview && c->preview_dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/step_%04d.png", c->preview_dir, step);
-        hd_image im = {preview->width, preview->height, preview->rgb};
         hd_error e = {0};
-        if (hd_image_save(path, &im, NULL, &e) < 0 && !c->failed_preview) {
+        if (hd_image_save(path, preview, NULL, &e) < 0 && !c->failed_preview) {
             fprintf(stderr, "\nhidream generate: preview: %s\n", e.msg);
             c->failed_preview = 1;
         }
@@ -436,16 +435,14 @@ int cmd_generate(int argc, char **argv) {
     int rc = 2;
     hd_error e = {0};
     hd_model *m = NULL;
-    hd_rgb_image refs[MAX_REFS];
+    hd_image refs[MAX_REFS];
     memset(refs, 0, sizeof refs);
-    hd_rgb_image out = {0};
+    hd_image out = {0};
     for (int k = 0; k < o.n_refs; k++) {
-        hd_image im = {0};
-        if (hd_image_load(o.ref_paths[k], &im, &e) < 0) {
+        if (hd_image_load(o.ref_paths[k], &refs[k], &e) < 0) {
             fprintf(stderr, "hidream generate: --ref: %s\n", e.msg);
             goto done;
         }
-        refs[k] = (hd_rgb_image){im.w, im.h, im.px};
     }
     p->refs = refs;
     p->n_refs = o.n_refs;
@@ -490,7 +487,7 @@ int cmd_generate(int argc, char **argv) {
     snprintf(steps, sizeof steps, "%d", p->n_timesteps ? p->n_timesteps : p->steps);
     snprintf(cfg, sizeof cfg, "%.17g", p->cfg);
     snprintf(shift, sizeof shift, "%.17g", p->shift);
-    snprintf(size, sizeof size, "%dx%d", out.width, out.height);
+    snprintf(size, sizeof size, "%dx%d", out.w, out.h);
     snprintf(noise, sizeof noise, "%.17g,%.17g", p->noise_scale_start, p->noise_scale_end);
     snprintf(clip, sizeof clip, "%.17g", p->noise_clip_std);
     ts[0] = 0;
@@ -522,17 +519,16 @@ int cmd_generate(int argc, char **argv) {
     kv[nk++] = (hd_text_kv){"hidream:version", hd_version()};
     kv[nk++] = (hd_text_kv){"Software", "hidream.c"};
     hd_save_opts so = {0, 0, kv, nk};
-    hd_image im = {out.width, out.height, out.rgb};
-    if (hd_image_save(o.output, &im, &so, &e) < 0) {
+    if (hd_image_save(o.output, &out, &so, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         rc = 2;
         goto done;
     }
-    if (o.verbose) fprintf(stderr, "wrote %s (%dx%d)\n", o.output, out.width, out.height);
+    if (o.verbose) fprintf(stderr, "wrote %s (%dx%d)\n", o.output, out.w, out.h);
     rc = 0;
 done:
-    hd_rgb_image_free(&out);
-    for (int k = 0; k < o.n_refs; k++) hd_rgb_image_free(&refs[k]);
+    hd_image_free(&out);
+    for (int k = 0; k < o.n_refs; k++) hd_image_free(&refs[k]);
     hd_model_free(m);
     for (int k = 0; k < o.n_own; k++) free(o.own[k]);
     return rc;

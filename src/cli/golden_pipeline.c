@@ -75,7 +75,7 @@ static void cmp_sequence(pcase *c, int b, const hd_sequence *s) {
 }
 
 /* Loads ref_image_* named in the case into RGB images. */
-static int load_refs(pcase *c, json_t *refs, hd_rgb_image *out, int *n) {
+static int load_refs(pcase *c, json_t *refs, hd_image *out, int *n) {
     *n = 0;
     size_t i;
     json_t *v;
@@ -87,11 +87,11 @@ static int load_refs(pcase *c, json_t *refs, hd_rgb_image *out, int *n) {
                      nm ? nm : "?");
             return -1;
         }
-        out[*n].height = (int)t->shape[0];
-        out[*n].width = (int)t->shape[1];
-        out[*n].rgb = malloc((size_t)t->numel);
-        if (!out[*n].rgb) return -1;
-        memcpy(out[*n].rgb, t->data, (size_t)t->numel);
+        out[*n].h = (int)t->shape[0];
+        out[*n].w = (int)t->shape[1];
+        out[*n].px = malloc((size_t)t->numel);
+        if (!out[*n].px) return -1;
+        memcpy(out[*n].px, t->data, (size_t)t->numel);
         (*n)++;
         if (*n >= 32) break;
     }
@@ -156,13 +156,13 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
     const char *layout = json_string_value(json_object_get(cj, "layout"));
     p.layout = layout;
 
-    hd_rgb_image refs[32];
+    hd_image refs[32];
     memset(refs, 0, sizeof refs);
     int n_refs = 0;
     json_t *jr = json_object_get(cj, "refs");
     if (json_is_array(jr) && json_array_size(jr) > 0 && load_refs(&c, jr, refs, &n_refs) < 0) {
         golden_result(g, 0, "pipeline", name, "%s", c.why);
-        for (int k = 0; k < n_refs; k++) hd_rgb_image_free(&refs[k]);
+        for (int k = 0; k < n_refs; k++) hd_image_free(&refs[k]);
         return;
     }
     p.refs = refs;
@@ -194,7 +194,7 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
 
     hd_job job;
     hd_error e = {0};
-    hd_rgb_image img = {0};
+    hd_image img = {0};
     float *trace = NULL;
     int rc = hd_job_prepare(&job, m, &p, &e);
     if (rc == 0) {
@@ -278,19 +278,19 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
         }
         double same = 0;
         int maxd = 256;
-        if (im && im->numel == 3LL * img.width * img.height && im->dtype == HD_U8) {
+        if (im && im->numel == 3LL * img.w * img.h && im->dtype == HD_U8) {
             const uint8_t *r = im->data;
             int64_t eq = 0;
             maxd = 0;
             for (int64_t i = 0; i < im->numel; i++) {
-                int d = abs((int)r[i] - (int)img.rgb[i]);
+                int d = abs((int)r[i] - (int)img.px[i]);
                 eq += d == 0;
                 if (d > maxd) maxd = d;
             }
             same = 100.0 * (double)eq / (double)im->numel;
         } else {
             mismatch(&c, "%s: missing or of another size (ours %lld values)", "image",
-                     3LL * img.width * img.height);
+                     3LL * img.w * img.h);
         }
         int pass = c.ok && rel <= 1e-4 && same >= 99.5 && maxd <= 1;
         golden_result(g, pass, "pipeline", name,
@@ -300,12 +300,12 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
                       have_noise ? " [recorded step noise replayed]" : "");
     }
     if (rc == 0 || job.m) hd_job_free(&job);
-    hd_rgb_image_free(&img);
+    hd_image_free(&img);
     free(trace);
     for (int i = 0; rp.steps && i < n_steps; i++) free(rp.steps[i]);
     free(rp.steps);
     free(rp.sizes);
-    for (int k = 0; k < n_refs; k++) hd_rgb_image_free(&refs[k]);
+    for (int k = 0; k < n_refs; k++) hd_image_free(&refs[k]);
 }
 
 void golden_run_pipeline(golden_ctx *g) {

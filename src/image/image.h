@@ -15,14 +15,10 @@
  * against decompression bombs and absurd sizes, checked before allocating. */
 #define HD_IMAGE_MAX_PIXELS ((int64_t)1 << 28)
 
-typedef struct hd_image {
-    int w, h;
-    uint8_t *px; /* w * h * 3 bytes */
-} hd_image;
+/* hd_image (w, h, px) is part of the public API: include/hidream.h. */
 
 /* Allocates a w x h image filled with black. w, h >= 1 and w*h <= HD_IMAGE_MAX_PIXELS. */
 int hd_image_alloc(hd_image *im, int w, int h, hd_error *e);
-void hd_image_free(hd_image *im);
 
 /* dst = deep copy of src (dst must not be src; any old dst content is not freed). */
 int hd_image_copy(hd_image *dst, const hd_image *src, hd_error *e);

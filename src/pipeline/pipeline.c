@@ -15,13 +15,6 @@
 #define PATCH_DIM (3 * PATCH * PATCH)
 #define NOISE_SCALE 8.0 /* upstream NOISE_SCALE: standard deviation of the training noise */
 
-void hd_rgb_image_free(hd_rgb_image *img) {
-    if (!img) return;
-    free(img->rgb);
-    img->rgb = NULL;
-    img->width = img->height = 0;
-}
-
 void hd_generate_defaults(hd_generate_params *p, hd_mode mode) {
     memset(p, 0, sizeof *p);
     p->mode = mode;
@@ -141,7 +134,7 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
             return hd_fail(e, HD_ENOMEM, "out of memory");
         }
         for (int k = 0; k < q->n_refs; k++)
-            imgs[k] = (hd_image){q->refs[k].width, q->refs[k].height, q->refs[k].rgb};
+            imgs[k] = q->refs[k];
         hd_processor_params pp = hd_processor_defaults();
         pp.patch_size = m->cfg.vision.patch_size;
         pp.temporal_patch_size = m->cfg.vision.temporal_patch_size;
@@ -286,13 +279,13 @@ int hd_job_run(hd_job *job, hd_error *e) {
             for (size_t k = 0; k < n_z; k++) job->z[k] = hd_round_bf16(job->z[k]);
         if (q->z_trace) memcpy(q->z_trace + (size_t)(i + 1) * n_z, job->z, n_z * sizeof(float));
         if (q->progress) {
-            hd_rgb_image prev = {0}, *pp = NULL;
+            hd_image prev = {0}, *pp = NULL;
             int want = q->preview_every > 0 &&
                        ((i + 1) % q->preview_every == 0 || i + 1 == job->sched.n_steps);
             if (want && hd_rows_to_image(job->xc, job->width, job->height, 0, &prev, e) == 0)
                 pp = &prev;
             int stop = q->progress(q->progress_user, i + 1, job->sched.n_steps, pp);
-            hd_rgb_image_free(&prev);
+            hd_image_free(&prev);
             if (stop) return hd_fail(e, HD_ECANCELLED, "cancelled at step %d of %d", i + 1,
                                      job->sched.n_steps);
         }
@@ -300,21 +293,21 @@ int hd_job_run(hd_job *job, hd_error *e) {
     return 0;
 }
 
-int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_rgb_image *out,
+int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *out,
                      hd_error *e) {
     size_t n = (size_t)3 * w * h;
     float *chw = malloc(n * sizeof *chw);
-    out->rgb = malloc(n);
-    if (!chw || !out->rgb) {
+    out->px = malloc(n);
+    if (!chw || !out->px) {
         free(chw);
-        free(out->rgb);
-        out->rgb = NULL;
+        free(out->px);
+        out->px = NULL;
         return hd_fail(e, HD_ENOMEM, "out of memory for a %dx%d image", w, h);
     }
     int rc = hd_unpatchify(rows, w, h, chw, e);
     if (rc == 0) {
-        out->width = w;
-        out->height = h;
+        out->w = w;
+        out->h = h;
         for (int c = 0; c < 3; c++)
             for (size_t i = 0; i < (size_t)w * h; i++) {
                 /* (z + 1)/2·255, clamped, rounded half to even (spec 05 §8). With bf16_round the
@@ -324,17 +317,17 @@ int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_rgb_ima
                 double px = bf16_round ? (double)(float)((float)(a / 2) * 255.0f) : a / 2 * 255.0;
                 if (px < 0) px = 0;
                 if (px > 255) px = 255;
-                out->rgb[i * 3 + (size_t)c] = (uint8_t)nearbyint(px);
+                out->px[i * 3 + (size_t)c] = (uint8_t)nearbyint(px);
             }
     } else {
-        free(out->rgb);
-        out->rgb = NULL;
+        free(out->px);
+        out->px = NULL;
     }
     free(chw);
     return rc;
 }
 
-int hd_job_image(const hd_job *job, hd_rgb_image *out, hd_error *e) {
+int hd_job_image(const hd_job *job, hd_image *out, hd_error *e) {
     return hd_rows_to_image(job->z, job->width, job->height, job->p.bf16_compat, out, e);
 }
 
@@ -355,7 +348,7 @@ void hd_job_free(hd_job *job) {
     memset(job, 0, sizeof *job);
 }
 
-int hd_generate(hd_model *m, const hd_generate_params *p, hd_rgb_image *out, hd_error *e) {
+int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e) {
     memset(out, 0, sizeof *out);
     hd_job job;
     int rc = hd_job_prepare(&job, m, p, e);

@@ -59,11 +59,11 @@ typedef struct hd_job {
 int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_error *e);
 int hd_job_run(hd_job *job, hd_error *e);
 /* Converts the final sample to an RGB8 image (spec 05 §8). */
-int hd_job_image(const hd_job *job, hd_rgb_image *out, hd_error *e);
+int hd_job_image(const hd_job *job, hd_image *out, hd_error *e);
 void hd_job_free(hd_job *job);
 
 /* x0 preview of a prediction in patch rows: float32 (x̂+1)/2·255, rounded, clamped. */
-int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_rgb_image *out,
+int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *out,
                      hd_error *e);
 
 #endif

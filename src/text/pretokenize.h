@@ -2,8 +2,8 @@
  *
  * Hugging Face compiles these patterns with Oniguruma (Ruby syntax, Unicode 16 tables).
  * hd_regex_compile translates the few constructs whose meaning differs in PCRE2:
- *  - \s / \S: Oniguruma uses the White_Space property (U+0085 yes, U+FEFF no); PCRE2's UCP
- *    \s does not include U+0085 -> \p{White_Space} / \P{White_Space};
+ *  - \s / \S: Oniguruma uses the White_Space property (U+0085 yes, U+FEFF and U+180E no);
+ *    PCRE2's UCP \s also takes U+180E -> \p{White_Space} / \P{White_Space};
  *  - \p{L} / \p{N} (also \pL, \pN): PCRE2 10.42 has Unicode 14 tables; the letters and numbers
  *    assigned in Unicode 15.0-16.0 are added as explicit ranges;
  *  - \h / \H: hexadecimal digit in Ruby syntax (horizontal space in PCRE2);
