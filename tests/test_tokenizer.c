@@ -595,6 +595,26 @@ static void test_regex_split_skips_empty_matches_like_oniguruma(void) {
     hd_tokenizer_free(tok);
 }
 
+static void test_letter_and_number_classes_are_unicode16(void) {
+    /* a merge across the piece boundary shows whether the new character joined the word:
+     * U+31350 (Unicode 15 letter) and U+1D2C0 (Unicode 15 number) do, U+323B0 (Unicode 17)
+     * does not (Hugging Face's Oniguruma has Unicode 16 tables, PCRE2 10.42 Unicode 14) */
+    char pre[1024];
+    syn_opts o = {0};
+    o.pre_tokenizer = split_pre_tokenizer("\\\\p{L}+|\\\\p{N}+", pre, sizeof pre);
+    o.added = "";
+    o.vocab_extra = "\"a\\u00f0\":266,\"1\\u00f0\":267";
+    o.merges = "\"a \\u00f0\",\"1 \\u00f0\"";
+    hd_tokenizer *tok;
+    hd_error e;
+    CHECKF(syn_load(&o, &tok, &e) == 0, "%s", e.msg);
+    if (!tok) return;
+    ENCODES_TO(tok, "a\xF0\xB1\x8D\x90", 266, 177, 141, 144);
+    ENCODES_TO(tok, "1\xF0\x9D\x8B\x80", 267, 157, 139, 128);
+    ENCODES_TO(tok, "a\xF0\xB2\x8E\xB0", 97, 240, 178, 142, 176);
+    hd_tokenizer_free(tok);
+}
+
 static void test_bytelevel_pre_tokenizer_alone_uses_gpt2_pattern(void) {
     syn_opts o = {0};
     o.pre_tokenizer = "{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":true}";
@@ -783,6 +803,7 @@ int main(void) {
     RUN_TEST(test_bpe_merges_by_rank_and_added_token_options);
     RUN_TEST(test_merges_as_strings_equal_merges_as_pairs);
     RUN_TEST(test_regex_split_skips_empty_matches_like_oniguruma);
+    RUN_TEST(test_letter_and_number_classes_are_unicode16);
     RUN_TEST(test_bytelevel_pre_tokenizer_alone_uses_gpt2_pattern);
     RUN_TEST(test_not_json_is_rejected);
     RUN_TEST(test_wrong_model_type_is_rejected);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "image/codec_formats.h"
 
 hd_image_format hd_image_sniff(const void *buf, size_t len) {
@@ -47,36 +48,7 @@ int hd_codec_check_size(const char *what, const char *fmt, int64_t w, int64_t h,
 
 /* Whole file into memory (malloc'd). */
 static int read_file(const char *path, uint8_t **buf, size_t *len, hd_error *e) {
-    *buf = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return hd_fail(e, HD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return hd_fail(e, HD_EIO, "%s: not a regular file", path);
-    }
-    if ((int64_t)sb.st_size > HD_IMAGE_MAX_FILE_BYTES) {
-        fclose(f);
-        return hd_fail(e, HD_ENOMEM, "%s: file of %lld bytes exceeds the limit of %lld bytes",
-                       path, (long long)sb.st_size, (long long)HD_IMAGE_MAX_FILE_BYTES);
-    }
-    size_t n = (size_t)sb.st_size;
-    uint8_t *b = malloc(n ? n : 1);
-    if (!b) {
-        fclose(f);
-        return hd_fail(e, HD_ENOMEM, "%s: out of memory reading %zu bytes", path, n);
-    }
-    size_t got = fread(b, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != n) {
-        free(b);
-        return hd_fail(e, HD_EIO, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return 0;
+    return hd_read_file(path, (size_t)HD_IMAGE_MAX_FILE_BYTES, (char **)buf, len, e);
 }
 
 int hd_image_decode(const void *buf, size_t len, const char *what, int64_t max_pixels,

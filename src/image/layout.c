@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
 #define MAX_LAYOUT_FILE_BYTES (16 << 20)
 
@@ -219,28 +220,12 @@ int hd_layout_load(const char *arg, hd_layout *out, hd_error *e) {
     if (stat(arg, &sb) != 0) return hd_layout_parse(arg, strlen(arg), "layout_bboxes", out, e);
     /* a file of that name exists: upstream reads it; any failure to read it is treated like a
      * JSON error (layout skipped) */
-    FILE *f = fopen(arg, "rb");
-    if (!f || !S_ISREG(sb.st_mode)) {
-        if (f) fclose(f);
-        return hd_fail(e, HD_EFORMAT, "%s: cannot read layout file", arg);
-    }
-    if (sb.st_size > MAX_LAYOUT_FILE_BYTES) {
-        fclose(f);
-        return hd_fail(e, HD_EINVAL, "%s: layout file of %lld bytes is too large", arg,
-                       (long long)sb.st_size);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return hd_fail(e, HD_ENOMEM, "%s: out of memory", arg);
-    }
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        return hd_fail(e, HD_EFORMAT, "%s: cannot read layout file", arg);
-    }
+    (void)sb;
+    char *buf;
+    size_t n;
+    int rrc = hd_read_file(arg, MAX_LAYOUT_FILE_BYTES, &buf, &n, e);
+    if (rrc == HD_ENOMEM) return hd_fail(e, HD_EINVAL, "%s: layout file is too large", arg);
+    if (rrc < 0) return hd_fail(e, HD_EFORMAT, "%s: cannot read layout file", arg);
     int rc = hd_layout_parse(buf, n, arg, out, e);
     free(buf);
     return rc;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
 #define CFG_MAX_FILE_BYTES (256u << 20) /* tokenizer.json of the real model is ~11 MB */
 
@@ -365,44 +366,8 @@ done:
 /* ---- model directory ------------------------------------------------------------------------- */
 
 static char *read_text_file(const char *path, size_t *len, hd_error *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hd_fail(e, HD_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t used = 0, cap = 0;
-    for (;;) {
-        if (used + 65536 + 1 > cap) {
-            if (cap >= CFG_MAX_FILE_BYTES) {
-                hd_fail(e, HD_EFORMAT, "%s: larger than %u bytes", path, CFG_MAX_FILE_BYTES);
-                goto fail;
-            }
-            size_t nc = cap ? cap * 2 : 262144;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + used, 1, cap - used - 1, f);
-        used += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        hd_fail(e, HD_EIO, "%s: read error", path);
-        goto fail;
-    }
-    fclose(f);
-    buf[used] = 0;
-    *len = used;
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
+    char *buf;
+    return hd_read_file(path, CFG_MAX_FILE_BYTES, &buf, len, e) < 0 ? NULL : buf;
 }
 
 /* Base name of dir, ignoring trailing slashes ("a/b/" -> "b"). */

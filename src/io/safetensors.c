@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file.h"
 
 /* Byte range of one tensor inside the data area, kept only while a file is validated. */
 typedef struct st_range {
@@ -341,44 +342,8 @@ const hd_st_tensor *hd_st_find(const hd_safetensors *st, const char *name) {
 #define ST_MAX_INDEX_BYTES (64u << 20)
 
 static char *read_small_file(const char *path, size_t *len, hd_error *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        hd_fail(e, HD_EIO, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t used = 0, cap = 0;
-    for (;;) {
-        if (used + 65536 + 1 > cap) {
-            if (cap >= ST_MAX_INDEX_BYTES) {
-                hd_fail(e, HD_EFORMAT, "%s: larger than %u bytes", path, ST_MAX_INDEX_BYTES);
-                goto fail;
-            }
-            size_t nc = cap ? cap * 2 : 65536 * 2;
-            char *nb = realloc(buf, nc);
-            if (!nb) {
-                hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
-                goto fail;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t r = fread(buf + used, 1, cap - used - 1, f);
-        used += r;
-        if (r == 0) break;
-    }
-    if (ferror(f)) {
-        hd_fail(e, HD_EIO, "%s: read error", path);
-        goto fail;
-    }
-    fclose(f);
-    buf[used] = 0;
-    *len = used;
-    return buf;
-fail:
-    free(buf);
-    fclose(f);
-    return NULL;
+    char *buf;
+    return hd_read_file(path, ST_MAX_INDEX_BYTES, &buf, len, e) < 0 ? NULL : buf;
 }
 
 static int file_exists(const char *path) {

@@ -31,6 +31,13 @@ static const uint32_t new_numbers[][2] = {
     {0x1E4F0, 0x1E4F9}, {0x1E5F1, 0x1E5FA},
 };
 
+/* The decimal digits (Nd) among them: all but the Kaktovik numerals (No). */
+static const uint32_t new_digits[][2] = {
+    {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11F50, 0x11F59},
+    {0x16130, 0x16139}, {0x16D70, 0x16D79}, {0x1CCF0, 0x1CCF9}, {0x1E4F0, 0x1E4F9},
+    {0x1E5F1, 0x1E5FA},
+};
+
 #define WORD_ITEMS "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}"
 
 typedef struct sbuf {
@@ -127,6 +134,17 @@ static char *translate(const char *p, size_t n, const char **why, size_t *where)
                     if (!in_class) puts_(&b, "]");
                 }
                 i = j;
+            } else if (d == 'd' || d == 'D') {
+                /* Unicode \d is Nd, with the digits PCRE2's tables lack */
+                if (in_class && d == 'D') {
+                    put(&b, p + i, 2); /* cannot subtract ranges inside a class */
+                } else {
+                    if (!in_class) puts_(&b, d == 'D' ? "[^" : "[");
+                    puts_(&b, "\\p{Nd}");
+                    put_ranges(&b, new_digits, sizeof new_digits / sizeof *new_digits);
+                    if (!in_class) puts_(&b, "]");
+                }
+                i += 2;
             } else if (d == 'h' || d == 'H' || d == 'w' || d == 'W') {
                 int hex = d == 'h' || d == 'H', negated = d == 'H' || d == 'W';
                 const char *items = hex ? "0-9A-Fa-f" : WORD_ITEMS;
@@ -200,6 +218,16 @@ static char *translate(const char *p, size_t n, const char **why, size_t *where)
             if (i < n && p[i] == '^') put(&b, p + i++, 1);
             if (i < n && p[i] == ']') put(&b, p + i++, 1); /* a leading ']' is literal */
             continue;
+        }
+        if (c == '{' && i + 1 < n && p[i + 1] == ',') {
+            /* Ruby's {,n} is {0,n}; PCRE2 10.42 reads "{,n}" literally */
+            size_t k = i + 2;
+            while (k < n && p[k] >= '0' && p[k] <= '9') k++;
+            if (k > i + 2 && k < n && p[k] == '}') {
+                puts_(&b, "{0");
+                i++;
+                continue;
+            }
         }
         if (c == '(' && i + 2 < n && p[i + 1] == '?') {
             /* option group (?imx-imx) or (?imx-imx:...): Ruby's m is PCRE2's s */

@@ -4,11 +4,11 @@
  * hd_regex_compile translates the few constructs whose meaning differs in PCRE2:
  *  - \s / \S: Oniguruma uses the White_Space property (U+0085 yes, U+FEFF and U+180E no);
  *    PCRE2's UCP \s also takes U+180E -> \p{White_Space} / \P{White_Space};
- *  - \p{L} / \p{N} (also \pL, \pN): PCRE2 10.42 has Unicode 14 tables; the letters and numbers
- *    assigned in Unicode 15.0-16.0 are added as explicit ranges;
+ *  - \p{L} / \p{N} (also \pL, \pN) and \d: PCRE2 10.42 has Unicode 14 tables; the letters,
+ *    numbers and digits assigned in Unicode 15.0-16.0 are added as explicit ranges;
  *  - \h / \H: hexadecimal digit in Ruby syntax (horizontal space in PCRE2);
  *  - \w / \W: Oniguruma's word class (Alphabetic, marks, Nd, Pc, Join_Control);
- *  - \uHHHH escapes -> \x{HHHH};
+ *  - \uHHHH escapes -> \x{HHHH}; the quantifier {,n} -> {0,n};
  *  - Ruby's (?m) is "dot matches newline" -> (?s); ^ and $ are always line anchors in Ruby
  *    -> PCRE2_MULTILINE.
  * Nested classes and class intersection (&&) have no PCRE2 equivalent and are refused.
