@@ -80,7 +80,7 @@ static int file_exists(const char *path) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hidream check-golden DIR [--only forward|rng|sched|pipeline] [--threads N] "
-            "[-v]\n"
+            "[--backend cpu|cuda] [-v]\n"
             "Verifies a golden directory (model + golden.safetensors, pipeline.safetensors, "
             "cases.json) against this implementation.\n"
             "Prints PASS|FAIL|SKIP <kind>.<case> per case and a final 'N passed, M failed, K "
@@ -93,6 +93,7 @@ int cmd_check_golden(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) g.n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) g.backend = argv[++i];
         else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) g.verbose = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -120,6 +121,7 @@ int cmd_check_golden(int argc, char **argv) {
         }
     }
     g.dir = dir;
+    if (!g.backend) g.backend = "cpu";
     char path[4096];
     hd_error e = {0};
     snprintf(path, sizeof path, "%s/golden.safetensors", dir);

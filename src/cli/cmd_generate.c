@@ -23,6 +23,7 @@ typedef struct gen_opts {
     const char *ref_paths[MAX_REFS];
     int n_refs;
     int threads, verbose;
+    const char *backend;
     hd_generate_params p;
     /* which fields the user set explicitly (they override --from-png and mode defaults) */
     int set_steps, set_cfg, set_shift, set_seed, set_size, set_sched, set_noise, set_clip;
@@ -60,6 +61,7 @@ static void usage(FILE *f) {
             "  --keep-aspect            one reference: the output takes its size\n"
             "  --bf16-compat            round the sample to bf16 where the official GPU code does\n"
             "  --threads N              CPU threads (default: all)\n"
+            "  --backend cpu|cuda       compute backend (cuda when built with it)\n"
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
             "  -v, --verbose\n");
 }
@@ -388,7 +390,8 @@ int cmd_generate(int argc, char **argv) {
             NEED();
             if (parse_int(a, val, 1, 1024, &iv)) return 2;
             o.threads = (int)iv;
-        } else if (!strcmp(a, "--preview")) { NEED(); o.preview_dir = val; }
+        } else if (!strcmp(a, "--backend")) { NEED(); o.backend = val; }
+        else if (!strcmp(a, "--preview")) { NEED(); o.preview_dir = val; }
         else if (!strcmp(a, "--preview-every")) {
             NEED();
             if (parse_int(a, val, 1, HD_MAX_TIMESTEPS, &iv)) return 2;
@@ -466,7 +469,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
 
-    hd_model_options mo = {"cpu", o.threads};
+    hd_model_options mo = {o.backend ? o.backend : "cpu", o.threads};
     if (hd_model_load(&m, o.model, &mo, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         goto done;

@@ -17,6 +17,7 @@ typedef struct golden_ctx {
     hd_safetensors golden;    /* golden.safetensors (empty if absent) */
     hd_safetensors pipeline;  /* pipeline.safetensors (empty if absent) */
     json_t *cases;            /* cases.json (NULL if absent) */
+    const char *backend;      /* "cpu" (default) or "cuda" */
     int n_threads;
     int verbose;
     int passed, failed, skipped;
