@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
     int n_m = 3;
     long nks[16] = {4096, 4096, 1024, 4096, 12288, 4096, 4096, 12288};
     int n_nk = 4;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             fprintf(stderr, "bench_gemm: option %s needs a value\n", a);
@@ -168,7 +168,6 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_gemm: bad option %s %s\n", a, v);
             return 2;
         }
-        i++;
     }
 
     /* fp32 FMA peak of the widest unit */

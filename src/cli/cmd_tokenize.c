@@ -228,10 +228,10 @@ int cmd_tokenize(int argc, char **argv) {
 static void check_usage(FILE *f) {
     fprintf(f,
             "usage: hidream check-tokenizer --tokenizer DIR_OR_FILE CASES.jsonl [--verbose]\n\n"
-            "Each line of CASES.jsonl is {\"text\", \"ids\", \"decoded\"?} (encode text, compare ids;\n"
-            "decode ids, compare decoded) or {\"rendered\", \"ids\", ...} (encode rendered, compare\n"
-            "ids). Prints FAIL <line>: ... per failure and 'N passed, M failed'; exit status 0\n"
-            "iff every case passed and there was at least one.\n");
+            "Each line of CASES.jsonl is {\"text\", \"ids\", \"decoded\"?} (encode text,\n"
+            "compare ids; decode ids, compare decoded) or {\"rendered\", \"ids\", ...} (encode\n"
+            "rendered, compare ids). Prints FAIL <line>: ... per failure and 'N passed, M\n"
+            "failed'; exit status 0 iff every case passed and there was at least one.\n");
 }
 
 /* Checks one case; returns 1 on pass, 0 on failure with why[] filled. */

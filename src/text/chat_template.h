@@ -20,8 +20,8 @@
 #define HD_CHAT_MAX_IMAGES 1024
 
 /* Renders the template text (without boi/tms) into a malloc'd NUL-terminated string.
- * 0 <= n_images <= HD_CHAT_MAX_IMAGES; image_tokens[k] (k < n_images) >= 1 is the number of <|image_pad|> of image k
- * (may be NULL when n_images == 0). */
+ * 0 <= n_images <= HD_CHAT_MAX_IMAGES; image_tokens[k] >= 1 is the number of <|image_pad|>
+ * of image k (image_tokens may be NULL when n_images == 0). */
 int hd_chat_render(const char *prompt, int n_images, const int *image_tokens, char **out,
                    size_t *out_len, hd_error *e);
 

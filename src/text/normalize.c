@@ -44,7 +44,7 @@ enum {
 
 static int nfc_class(uint32_t cp) {
     if (cp < 0x300) return NFC_STABLE; /* nothing below U+0300 combines or decomposes canonically */
-    if (cp >= 0x1100 && cp <= 0x11FF) return NFC_ACTIVE; /* conjoining jamo compose algorithmically */
+    if (cp >= 0x1100 && cp <= 0x11FF) return NFC_ACTIVE; /* jamo compose algorithmically */
     const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
     int active = p->combining_class != 0 ||
                  (p->decomp_type == 0 && p->decomp_seqindex != UINT16_MAX) || /* canonical */

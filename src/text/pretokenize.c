@@ -129,8 +129,10 @@ static char *translate(const char *p, size_t n, const char **why, size_t *where)
                 } else {
                     if (!in_class) puts_(&b, neg ? "[^" : "[");
                     puts_(&b, letters ? "\\p{L}" : "\\p{N}");
-                    if (letters) put_ranges(&b, new_letters, sizeof new_letters / sizeof *new_letters);
-                    else put_ranges(&b, new_numbers, sizeof new_numbers / sizeof *new_numbers);
+                    if (letters)
+                        put_ranges(&b, new_letters, sizeof new_letters / sizeof *new_letters);
+                    else
+                        put_ranges(&b, new_numbers, sizeof new_numbers / sizeof *new_numbers);
                     if (!in_class) puts_(&b, "]");
                 }
                 i = j;
