@@ -129,6 +129,16 @@ static void test_bad_reference_inputs_fail_before_compute(void) {
     expect_error(fmt, "box");
 }
 
+static void test_bf16_gemm_flag_generates(void) {
+    char args[4096], png[400];
+    snprintf(png, sizeof png, "%s/fast.png", tmp);
+    snprintf(args, sizeof args,
+             "-m %s -p 'a red fox' --no-snap --width 64 --height 64 --steps 2 --bf16-gemm -o %s",
+             model, png);
+    CHECKF(gen(args) == 0, "%s", out);
+    CHECK(exists(png));
+}
+
 static void test_reference_editing_runs(void) {
     char args[4096], ref[400], png[400];
     snprintf(ref, sizeof ref, "%s/a.png", tmp);
@@ -162,6 +172,7 @@ int main(void) {
     RUN_TEST(test_regenerate_from_png_metadata_is_bit_identical);
     RUN_TEST(test_bad_invocations_fail_cleanly);
     RUN_TEST(test_bad_reference_inputs_fail_before_compute);
+    RUN_TEST(test_bf16_gemm_flag_generates);
     RUN_TEST(test_reference_editing_runs);
     return hd_test_finish();
 }

@@ -22,7 +22,7 @@ typedef struct gen_opts {
     const char *model, *output, *from_png, *preview_dir;
     const char *ref_paths[MAX_REFS];
     int n_refs;
-    int threads, verbose;
+    int threads, verbose, bf16_gemm;
     const char *backend;
     hd_generate_params p;
     /* which fields the user set explicitly (they override --from-png and mode defaults) */
@@ -60,6 +60,7 @@ static void usage(FILE *f) {
             "  --layout JSON_OR_FILE    layout boxes [[x1,x2,y1,y2],...] for the references\n"
             "  --keep-aspect            one reference: the output takes its size\n"
             "  --bf16-compat            round the sample to bf16 where the official GPU code does\n"
+            "  --bf16-gemm              bf16 matrix products (faster with AVX512-BF16, less exact)\n"
             "  --threads N              CPU threads (default: all)\n"
             "  --backend cpu|cuda       compute backend (cuda when built with it)\n"
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
@@ -386,6 +387,7 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--layout")) { NEED(); p->layout = val; }
         else if (!strcmp(a, "--keep-aspect")) p->keep_aspect = 1;
         else if (!strcmp(a, "--bf16-compat")) p->bf16_compat = 1;
+        else if (!strcmp(a, "--bf16-gemm")) o.bf16_gemm = 1;
         else if (!strcmp(a, "--threads")) {
             NEED();
             if (parse_int(a, val, 1, 1024, &iv)) return 2;
@@ -469,7 +471,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
 
-    hd_model_options mo = {o.backend ? o.backend : "cpu", o.threads};
+    hd_model_options mo = {o.backend ? o.backend : "cpu", o.threads, o.bf16_gemm};
     if (hd_model_load(&m, o.model, &mo, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         goto done;

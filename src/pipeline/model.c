@@ -13,7 +13,10 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     if (!m) return hd_fail(e, HD_ENOMEM, "out of memory");
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     hd_backend_options bo = {0};
-    if (opt) bo.n_threads = opt->n_threads;
+    if (opt) {
+        bo.n_threads = opt->n_threads;
+        bo.gemm_bf16 = opt->bf16_gemm;
+    }
     const char *backend = opt && opt->backend ? opt->backend : "cpu";
     int rc = hd_config_load_dir(&m->cfg, dir, e);
     if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
