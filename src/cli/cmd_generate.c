@@ -235,13 +235,17 @@ static double now_s(void) {
 static int on_progress(void *user, int step, int total, const hd_image *preview) {
     progress_ctx *c = user;
     double el = now_s() - c->t0, per = el / step, eta = per * (total - step);
+    /* like tqdm: it/s when faster than one step a second, s/it otherwise */
+    char rate[32];
+    if (per < 1.0) snprintf(rate, sizeof rate, "%.2f it/s", per > 0 ? 1.0 / per : 0.0);
+    else snprintf(rate, sizeof rate, "%.2f s/it", per);
     if (c->tty) {
         int width = 30, fill = total ? step * width / total : width;
-        fprintf(stderr, "\r[%.*s%*s] %d/%d  %.2f s/it  ETA %.0fs ", fill,
-                "##############################", width - fill, "", step, total, per, eta);
+        fprintf(stderr, "\r[%.*s%*s] %d/%d  %s  ETA %.0fs ", fill,
+                "##############################", width - fill, "", step, total, rate, eta);
         if (step == total) fputc('\n', stderr);
     } else if (c->verbose) {
-        fprintf(stderr, "step %d/%d  %.2f s/it  ETA %.0fs\n", step, total, per, eta);
+        fprintf(stderr, "step %d/%d  %s  ETA %.0fs\n", step, total, rate, eta);
     }
     if (preview && c->preview_dir) {
         char path[4096];
