@@ -459,7 +459,8 @@ int main(int argc, char **argv) {
            threads, peak, peak_isa, threads);
     if (torch)
         printf("baseline: %s/bench/torch_uit_baseline.py --device cpu --layers 1, "
-               "OMP_NUM_THREADS=%d; GFLOP/s of every row use the same useful-work FLOP count\n",
+               "OMP_NUM_THREADS=%d; GFLOP/s of every row use the same useful-work FLOP count;\n"
+               "C/torch = C 1-layer forward median / torch median (> 1: C is slower)\n",
                shared, threads);
 
     hd_error e = {0};

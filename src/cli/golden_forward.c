@@ -35,7 +35,7 @@ static void model_load(fwd_model *fm, const golden_ctx *g) {
     hd_backend_options opt = {0};
     opt.n_threads = g->n_threads;
     if (hd_config_load_dir(&fm->cfg, g->dir, &e) < 0 || hd_st_open_dir(&fm->st, g->dir, &e) < 0 ||
-        hd_backend_create(&fm->be, "cpu", &opt, &e) < 0 ||
+        hd_backend_create(&fm->be, g->backend ? g->backend : "cpu", &opt, &e) < 0 ||
         hd_uit_create(&fm->uit, fm->be, &fm->cfg, &fm->st, &e) < 0) {
         snprintf(fm->err, sizeof fm->err, "%s", e.msg);
         return;
