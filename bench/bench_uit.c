@@ -425,7 +425,7 @@ static torch_result run_torch(const char *shared, const char *dtype, int64_t tex
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_uit [--model DIR] [--reps N>=3] [--threads N] [--no-torch]\n"
-            "                 [--no-torch-fp32]\n"
+            "                 [--no-torch-fp32] [--bf16-gemm]\n"
             "                 [--shared DIR] [--only 384|1280]\n"
             "Times the UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU backend\n"
             "and runs shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32)\n"
@@ -434,7 +434,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *shared = getenv("HIDREAM_SHARED");
-    int reps = 3, n_threads = 0, torch = 1, torch_fp32 = 1, only = 0;
+    int reps = 3, n_threads = 0, torch = 1, torch_fp32 = 1, only = 0, bf16_gemm = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model_dir = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -443,6 +443,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
         else if (!strcmp(argv[i], "--no-torch-fp32")) torch_fp32 = 0;
+        else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = 1;
         else {
             usage();
             return 2;
@@ -467,6 +468,7 @@ int main(int argc, char **argv) {
     hd_backend *be = NULL;
     hd_backend_options opt = {0};
     opt.n_threads = n_threads;
+    opt.gemm_bf16 = bf16_gemm; /* bf16 activations in GEMM: the numerics torch bf16 uses */
     if (hd_backend_create(&be, "cpu", &opt, &e) < 0) {
         fprintf(stderr, "bench_uit: backend: %s\n", e.msg);
         return 1;
@@ -506,6 +508,9 @@ int main(int argc, char **argv) {
     }
     const int64_t texts[2] = {128, 256}, sides[2] = {512, 1024};
     int nl = cfg.text.num_layers;
+    printf("matrix products: %s\n", bf16_gemm ? "bf16 activations x bf16 weights (--bf16-gemm, "
+                                                 "AVX512-BF16; torch bf16's numerics)"
+                                               : "float32 activations x bf16 weights (exact path)");
     printf("\n%-6s %-44s %10s %10s %10s %9s %9s %6s %8s\n", "tokens", "what", "median ms",
            "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak", "C/torch");
     for (int k = 0; k < 2; k++) {
