@@ -547,7 +547,7 @@ int main(int argc, char **argv) {
             if (tb.ok) snprintf(rb, sizeof rb, "%.2fx", sf.med / tb.med);
             if (tf.ok) snprintf(rf, sizeof rf, "%.2fx", sf.med / tf.med);
             ROW("C: one decoder layer", sl, fl_layer, "");
-            ROW("C: 1-layer model forward (f32 act, bf16 w)", sf, fl_layer + fl_io, "");
+            ROW(bf16_gemm ? "C: 1-layer model forward (bf16 GEMM)" : "C: 1-layer model forward (f32 act, bf16 w)", sf, fl_layer + fl_io, "");
             if (tb.ok)
                 printf("%-6lld %-44s %10.1f %10.1f %10s %9.1f %9.1f %5.1f%% %8s\n", (long long)b.S,
                        "torch: 1-layer model forward, bf16", tb.med, tb.min, "-",

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/dtype.h"
 #include "hidream.h"
@@ -108,6 +109,14 @@ typedef struct hd_backend_ops {
     /* y[idx[i]] += src[i] for i < n. */
     void (*add_rows)(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
                      int64_t n);
+
+    /* ---- failures ---- */
+    /* Ops have no error return. A device backend records the first failure of an op (a device
+     * or library error, a shape it cannot run); from then on its ops do nothing and read()
+     * fills NaN. status() waits for queued work and returns 0, or that failure's code with its
+     * one-line message in e (it stays recorded). NULL where ops cannot fail (the CPU backend);
+     * callers use hd_backend_status. */
+    int (*status)(hd_backend *be, hd_error *e);
 } hd_backend_ops;
 
 struct hd_backend {
@@ -122,7 +131,9 @@ typedef struct hd_backend_options {
     int device;      /* CUDA: device index */
     /* CPU: round activations to bf16 inside linear, uses AVX512-BF16 dpbf16ps; faster,
      * bf16-level accuracy like the official GPU code. Off (0) by default; ignored unless the
-     * AVX-512 kernels run on a CPU with AVX512-BF16. */
+     * AVX-512 kernels run on a CPU with AVX512-BF16.
+     * CUDA: BF16 weights stay BF16 on the device (half the memory) and linear with such a
+     * weight rounds x to bf16 and runs cublasLt bf16 x bf16 -> float32. */
     int gemm_bf16;
 } hd_backend_options;
 
@@ -155,8 +166,12 @@ static inline hd_tensor hd_view_cols(const hd_tensor *t, int64_t c0, int64_t n) 
 /* Frees t if it owns memory and zeroes it (safe on a zeroed tensor). */
 static inline void hd_tensor_free(hd_backend *be, hd_tensor *t) {
     if (t->owned && be) be->ops->free(be, t);
-    hd_tensor z = {0};
-    *t = z;
+    memset(t, 0, sizeof *t); /* not "= {0}": this header is also compiled as C++ (nvcc) */
+}
+
+/* 0, or the first failure an op of this backend recorded (message in e); see ops->status. */
+static inline int hd_backend_status(hd_backend *be, hd_error *e) {
+    return be && be->ops->status ? be->ops->status(be, e) : 0;
 }
 
 #endif
