@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-mkdir -p out
+mkdir -p out models
 if [ -z "${MODEL:-}" ]; then
   MODEL=models/tiny-random
   [ -f "$MODEL/config.json" ] || ./build/hd_make_model --preset tiny --seed 1 --out "$MODEL"
