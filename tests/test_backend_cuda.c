@@ -123,9 +123,9 @@ static int mat_check(ctx *c, const mat *m, double rtol, double atol, int atol_rm
             double q = fabs((double)d[k] - (double)r[k]) / (atol + rtol * fabs((double)r[k]));
             if (isnan(r[k]) && isnan(d[k])) q = 0;
             else if (isnan(r[k]) || isnan(d[k]) || isnan(q)) q = INFINITY;
-            if (q > worst || wi < 0) {
-                if (q > worst) worst = q;
-                if (q >= worst) wi = k;
+            if (wi < 0 || q > worst) {
+                worst = q;
+                wi = k;
             }
         }
     int ok = worst <= 1.0 && outside_bad < 0;

@@ -516,7 +516,8 @@ static int run(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n, const floa
     probe_call(m, probe, -1, r0, n);
     run_layers(m, q, r0, n, use, save, probe);
     head_rows(m, r0, out_rows, n_out, out);
-    return 0;
+    /* ops cannot fail one by one; a device backend reports its first failure here */
+    return hd_backend_status(m->be, e);
 }
 
 int hd_uit_forward(hd_uit *m, const hd_uit_seq *seq, const float *vinputs, double t,

@@ -498,7 +498,10 @@ int hd_vit_forward(hd_vit *vit, const float *pixel_values, const int64_t (*grid_
     }
     run_final_merger(vit, &w, &out->embeds);
     work_free(be, &w);
-    return 0;
+    /* a device backend reports the first failed op here */
+    int st = hd_backend_status(be, e);
+    if (st < 0) hd_vit_output_free(be, out);
+    return st;
 }
 
 void hd_vit_output_free(hd_backend *be, hd_vit_output *out) {

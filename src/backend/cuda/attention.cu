@@ -13,7 +13,7 @@
  *
  * The head dimension is padded to 16·NC (NC a template parameter, head_dim <= 256); padding is
  * zero in shared memory. Leading dimensions are padded to avoid shared-memory bank conflicts.
- * Shared memory per block: 97 KB at head_dim 128 (two blocks per SM), 210 KB at 256. */
+ * Shared memory per block: 97 KB at head_dim 128 (two blocks per SM), 193 KB at 256. */
 #include "backend/cuda/cuda_internal.h"
 
 #define ATT_BQ 64       /* rows (query × grouped head) per block */
