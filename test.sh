@@ -19,7 +19,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIDREAM_FUZZ=ON \
       -DHIDREAM_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j"$jobs"
-bash scripts/fuzz-smoke.sh build-fuzz 2000 | tee build-fuzz/fuzz.log
+bash scripts/fuzz-smoke.sh build-fuzz 1000000 20 | tee build-fuzz/fuzz.log
 
 # One closing line for the whole run (every step above stops the script on failure).
 n1=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' build/ctest.log)
