@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/file.h"
 #include "text/bytelevel.h"
 #include "text/json_scan.h"
 #include "text/normalize.h"
@@ -724,29 +725,9 @@ int hd_tokenizer_load(hd_tokenizer **out, const char *dir_or_file, hd_error *e) 
         if ((size_t)snprintf(path, sizeof path, "%s", dir_or_file) >= sizeof path)
             return hd_fail(e, HD_EINVAL, "%s: path too long", dir_or_file);
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) return hd_fail(e, HD_EIO, "%s: %s", path, strerror(errno));
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return hd_fail(e, HD_EIO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > MAX_FILE_BYTES) {
-        fclose(f);
-        return hd_fail(e, HD_EFORMAT, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int read_err = ferror(f);
-    fclose(f);
-    if (got != n || read_err) {
-        free(buf);
-        return hd_fail(e, HD_EIO, "%s: read error", path);
-    }
+    char *buf;
+    size_t n;
+    HD_TRY(hd_read_file(path, MAX_FILE_BYTES, &buf, &n, e));
     int rc = hd_tokenizer_load_buffer(out, buf, n, path, e);
     free(buf);
     return rc;
