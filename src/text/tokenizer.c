@@ -285,6 +285,21 @@ static int keep_member(loader *L, json_t *obj, const char *key, size_t key_len,
     return 0;
 }
 
+/* keep_member for the member whose key the scanner just read (js->str is overwritten by the
+ * next scan, so the key is copied first); `prefix` names the enclosing object in messages. */
+static int keep_current_member(loader *L, json_t *obj, const char *prefix) {
+    hd_jscan *js = &L->js;
+    size_t klen = js->str_len;
+    char *key = malloc(klen + 1);
+    if (!key) return hd_fail(L->e, HD_ENOMEM, "%s: out of memory", L->what);
+    memcpy(key, js->str, klen + 1);
+    char field[96];
+    snprintf(field, sizeof field, "%s%.60s", prefix, key);
+    int rc = keep_member(L, obj, key, klen, field);
+    free(key);
+    return rc;
+}
+
 static int parse_model(loader *L) {
     hd_jscan *js = &L->js;
     if (hd_js_peek(js) != '{')
@@ -317,15 +332,7 @@ static int parse_model(loader *L) {
                 L->merges_pos = b; /* > 0: at least `{"model":{"merges":` precedes it */
             }
         } else {
-            size_t klen = js->str_len;
-            char *key = malloc(klen + 1);
-            if (!key) return hd_fail(L->e, HD_ENOMEM, "%s: out of memory", L->what);
-            memcpy(key, js->str, klen + 1);
-            char field[96];
-            snprintf(field, sizeof field, "model.%.60s", key);
-            int rc = keep_member(L, L->model, key, klen, field);
-            free(key);
-            if (rc) return rc;
+            HD_TRY(keep_current_member(L, L->model, "model."));
         }
         int r = hd_js_next(js, '}');
         if (r < 0) return scan_fail(L, "model");
@@ -351,15 +358,7 @@ static int parse_document(loader *L) {
                 L->have_model = 1;
                 if (parse_model(L)) return L->e->code;
             } else {
-                size_t klen = js->str_len;
-                char *key = malloc(klen + 1);
-                if (!key) return hd_fail(L->e, HD_ENOMEM, "%s: out of memory", L->what);
-                memcpy(key, js->str, klen + 1);
-                char field[96];
-                snprintf(field, sizeof field, "%.60s", key);
-                int rc = keep_member(L, L->top, key, klen, field);
-                free(key);
-                if (rc) return rc;
+                HD_TRY(keep_current_member(L, L->top, ""));
             }
             int r = hd_js_next(js, '}');
             if (r < 0) return scan_fail(L, "top level");

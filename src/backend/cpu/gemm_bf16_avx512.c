@@ -12,25 +12,12 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/transpose_avx512.h"
+#include "backend/cpu/gemm_store_avx512.h"
 
 #define MR 14
 #define NR 32
 #define KP 16 /* pairs per block */
 
-static inline void store_row(float *c, __m512 v0, __m512 v1, int first, const float *bias,
-                             __mmask16 m0, __mmask16 m1) {
-    if (first) {
-        if (bias) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, bias));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, bias + 16));
-        }
-    } else {
-        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
-        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
-    }
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
-}
 
 void hd_gemm_ukr_bf16_avx512(int64_t kcp, const float *apf, const float *bpf, float *c,
                              int64_t ldc, int mr, int nr, int first, const float *bias) {
