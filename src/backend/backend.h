@@ -42,6 +42,16 @@ typedef struct hd_attn_mask {
     int64_t n_causal;
 } hd_attn_mask;
 
+/* One AdamW update (Loshchilov & Hutter), per element:
+ *   g' = g·grad_scale; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²
+ *   w -= lr·( (m/bc1) / (sqrt(v/bc2) + eps) + weight_decay·w )
+ * with bc1 = 1 − β1^step, bc2 = 1 − β2^step computed by the caller. */
+typedef struct hd_adamw_step {
+    float lr, beta1, beta2, eps, weight_decay;
+    float bc1, bc2;
+    float grad_scale;
+} hd_adamw_step;
+
 typedef struct hd_backend_ops {
     const char *name;
     void (*destroy)(hd_backend *be);
@@ -110,6 +120,49 @@ typedef struct hd_backend_ops {
     void (*add_rows)(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
                      int64_t n);
 
+    /* ---- training (src/train, the backward in src/model/uit_train.c) ----
+     * Optional: a backend that cannot train leaves these NULL and hd_backend_can_train says so
+     * before anything runs. Gradients and optimizer state are float32 tensors from alloc;
+     * trainable weights are float32 tensors from alloc (written with write), so linear & co.
+     * take them like any weight. "dX = " overwrites, "dX += " accumulates. */
+    /* dx[M,K] = (accumulate ? dx : 0) + dy[M,N] · w[N,K]   (w any weight dtype) */
+    void (*linear_dx)(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *w,
+                      int accumulate);
+    /* dw[N,K] += dy[M,N]ᵀ · x[M,K]; db[1,N] += Σ_rows dy (db may be NULL) */
+    void (*linear_dw)(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
+                      const hd_tensor *x);
+    /* Backward of y = rmsnorm(x, w, eps) (groups of g = w->cols, as rmsnorm):
+     * dx = (accumulate ? dx : 0) + ∂/∂x, dw[1,g] += ∂/∂w. x is the forward input; dx may alias
+     * dy when accumulate is 0. */
+    void (*rmsnorm_backward)(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const hd_tensor *dy,
+                             const hd_tensor *x, const hd_tensor *w, float eps, int accumulate);
+    /* attention (same contract) that also writes lse[Sq, Hq]: the natural-log sum of
+     * exp(score) over the keys row i may see, score = q·k * scale (saved for the backward). */
+    void (*attention_lse)(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
+                          const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hd_attn_mask mask);
+    /* Flash-style backward (recomputes probabilities from lse, never Sq×Sk): dq = , dk = ,
+     * dv = (overwritten; dk/dv summed over the query heads that share a kv head). out and lse
+     * are the forward's. */
+    void (*attention_backward)(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
+                               const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
+                               const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,
+                               int n_heads, int n_kv_heads, int head_dim, float scale,
+                               hd_attn_mask mask);
+    /* Backward of y = silu(gate) * up: dgate = dy·up·silu'(gate), dup = dy·silu(gate)
+     * (overwritten; dgate/dup may alias dy, not each other). */
+    void (*silu_mul_backward)(hd_backend *be, hd_tensor *dgate, hd_tensor *dup,
+                              const hd_tensor *dy, const hd_tensor *gate, const hd_tensor *up);
+    /* dx = dy · silu'(x) (dx may alias dy) */
+    void (*silu_backward)(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *x);
+    /* y = a·x + b·y, element-wise (EMA, gradient scaling with x == y) */
+    void (*axpby)(hd_backend *be, hd_tensor *y, float a, const hd_tensor *x, float b);
+    /* Σ x² in double (global-norm clipping) */
+    double (*sum_squares)(hd_backend *be, const hd_tensor *x);
+    /* One AdamW step on w with gradient g·p->grad_scale, moments m, v (decoupled decay). */
+    void (*adamw)(hd_backend *be, hd_tensor *w, const hd_tensor *g, hd_tensor *m, hd_tensor *v,
+                  const struct hd_adamw_step *p);
+
     /* ---- failures ---- */
     /* Ops have no error return. A device backend records the first failure of an op (a device
      * or library error, a shape it cannot run); from then on its ops do nothing and read()
@@ -167,6 +220,14 @@ static inline hd_tensor hd_view_cols(const hd_tensor *t, int64_t c0, int64_t n) 
 static inline void hd_tensor_free(hd_backend *be, hd_tensor *t) {
     if (t->owned && be) be->ops->free(be, t);
     memset(t, 0, sizeof *t); /* not "= {0}": this header is also compiled as C++ (nvcc) */
+}
+
+/* 1 if every training op is implemented (checked before a training run starts). */
+static inline int hd_backend_can_train(const hd_backend *be) {
+    const hd_backend_ops *o = be->ops;
+    return o->linear_dx && o->linear_dw && o->rmsnorm_backward && o->attention_lse &&
+           o->attention_backward && o->silu_mul_backward && o->silu_backward && o->axpby &&
+           o->sum_squares && o->adamw;
 }
 
 /* 0, or the first failure an op of this backend recorded (message in e); see ops->status. */

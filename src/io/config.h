@@ -46,8 +46,25 @@ typedef struct hd_token_ids {
     int tms, boi, im_start, im_end, endoftext;
 } hd_token_ids;
 
+/* What the official code hard-codes and a small model changes: the "hidream" object of
+ * config.json. Every field is optional; a checkpoint that states none gets the release's values
+ * (patch 32, noise scale 8, the 11 release resolution presets, the sampler defaults of spec 00). */
+#define HD_MAX_RESOLUTIONS 32
+typedef struct hd_gen_config {
+    int patch_size;           /* generation patch side in pixels (32); patch_dim = 3·p² */
+    double noise_scale;       /* s in z = (1-σ)·x0 + σ·s·ε (8) */
+    int native_w, native_h;   /* the size the model was trained at; 0 = none stated */
+    int n_resolutions;        /* presets generate snaps to; 0 = the release's 11 presets */
+    int resolutions[HD_MAX_RESOLUTIONS][2]; /* width, height */
+    char scheduler[16];       /* default sampler ("unipc", "flow_match", "flash"); "" = by mode */
+    int steps;                /* default steps; 0 = by mode */
+    double guidance;          /* default CFG scale; < 0 = by mode */
+    double shift;             /* default shift; < 0 = by mode */
+} hd_gen_config;
+
 typedef struct hd_config {
     hd_text_config text;
+    hd_gen_config gen;
     hd_vision_config vision;
     hd_token_ids ids;
     char model_type[64];    /* "qwen3_vl" */
