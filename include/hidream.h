@@ -121,6 +121,11 @@ typedef struct hd_generate_params {
  * 2048x2048; dev: flash, 28 fixed timesteps, no CFG, noise 7.5 / clip 2.5). */
 void hd_generate_defaults(hd_generate_params *p, hd_mode mode);
 
+/* Fills p with the defaults of this model: hd_generate_defaults(p, mode), then what the model
+ * directory's config.json states (native size, sampler, steps, CFG, shift; see hd_gen_config).
+ * A model that states a native size generates at it unless the caller sets width/height. */
+void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mode mode);
+
 /* Runs one generation. out receives a malloc'd image (free with hd_image_free). */
 int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e);
 
