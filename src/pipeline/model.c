@@ -45,7 +45,10 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     if (rc == 0) rc = hd_tokenizer_load(&m->tok, dir, e);
     if (rc == 0) rc = hd_backend_create(&m->be, backend, &bo, e);
     if (rc == 0) rc = hd_uit_create(&m->uit, m->be, &m->cfg, &m->st, e);
-    if (rc == 0 && m->cfg.vision.present) {
+    /* the inventory check made the tower all there or absent: a checkpoint without its tensors
+     * still serves text-to-image, and reference requests are refused (hd_model_check_request) */
+    if (rc == 0 && m->cfg.vision.present &&
+        hd_st_find(&m->st, "model.visual.patch_embed.proj.weight")) {
         rc = hd_vit_create(&m->vit, m->be, &m->cfg, &m->st, e);
         if (rc == HD_EUNSUPPORTED) rc = 0; /* text-to-image still works without the tower */
     }

@@ -219,6 +219,15 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     /* Scheduler. */
     const int *list = q->n_timesteps > 0 ? q->timesteps : NULL;
     int n_steps = q->n_timesteps > 0 ? q->n_timesteps : q->steps;
+    int own_list[HD_MAX_TIMESTEPS];
+    if (!list && job->sched_kind != HD_SCHEDULER_UNIPC && m->cfg.gen.stated &&
+        n_steps != HD_DEFAULT_TIMESTEPS_COUNT) {
+        /* A model with its own settings may run the Euler samplers for any number of steps:
+         * on the UniPC timesteps of its shift (the dev list only fits the released model). */
+        float sig[HD_MAX_TIMESTEPS + 1];
+        HD_TRY(hd_unipc_schedule(n_steps, q->shift, own_list, sig, e));
+        list = own_list;
+    }
     if (!list && job->sched_kind != HD_SCHEDULER_UNIPC) {
         if (n_steps != HD_DEFAULT_TIMESTEPS_COUNT)
             return hd_fail(e, HD_EINVAL,

@@ -34,8 +34,8 @@ void hd_snap_resolution(int width, int height, int *out_w, int *out_h) {
 static int check_multiple(int width, int height, int patch, hd_error *e) {
     if (width <= 0 || height <= 0 || width % patch || height % patch)
         return hd_fail(e, HD_EINVAL,
-                       "size %dx%d: width and height must be positive multiples of the patch "
-                       "size %d",
+                       "size %dx%d: width and height must be positive multiples of %d (the "
+                       "model's patch size)",
                        width, height, patch);
     if (width > HD_MAX_SIDE || height > HD_MAX_SIDE)
         return hd_fail(e, HD_EINVAL, "size %dx%d: each side must be at most %d pixels", width,
