@@ -203,6 +203,7 @@ static void test_missing_embedded_model_is_one_clear_line_and_cwd_is_not_used(vo
     CHECKF(rc == 2, "exit %d: %s", rc, out);
     CHECKF(strstr(out, "no -m/--model given and no embedded model found (looked in ") &&
                strstr(out, "/bare/models/shapes") && strstr(out, "/bare/bin/models/shapes") &&
+               strstr(out, "/bare/share/hidream/models/shapes") &&
                strstr(out, "share/hidream/models/shapes"),
            "%s", out);
     CHECKF(!strstr(out, "/cwd/models"), "%s", out);

@@ -34,17 +34,24 @@ int hd_find_embedded_model_from(const char *exe, char *dir, size_t n, char *sear
         if (slash == exe_dir) slash[1] = 0;
         else if (slash) *slash = 0;
     }
-    char cand[3][PATH_MAX + 64];
+    char cand[4][PATH_MAX + 64];
     int nc = 0;
-    char parent[PATH_MAX + 8], parent_real[PATH_MAX];
-    if (exe_dir[0] && snprintf(parent, sizeof parent, "%s/..", exe_dir) < (int)sizeof parent &&
-        realpath(parent, parent_real) &&
+    char parent[PATH_MAX + 8], parent_real[PATH_MAX] = "";
+    if (exe_dir[0] && (snprintf(parent, sizeof parent, "%s/..", exe_dir) >= (int)sizeof parent ||
+                       !realpath(parent, parent_real)))
+        parent_real[0] = 0;
+    if (parent_real[0] &&
         snprintf(cand[nc], sizeof cand[0], "%s/models/" HD_EMBEDDED_MODEL_NAME, parent_real) <
             (int)sizeof cand[0])
         nc++;
     if (exe_dir[0] &&
         snprintf(cand[nc], sizeof cand[0], "%s/models/" HD_EMBEDDED_MODEL_NAME, exe_dir) <
             (int)sizeof cand[0])
+        nc++;
+    /* an install tree moved elsewhere: <prefix>/bin/hidream, <prefix>/share/hidream/models */
+    if (parent_real[0] &&
+        snprintf(cand[nc], sizeof cand[0], "%s/share/hidream/models/" HD_EMBEDDED_MODEL_NAME,
+                 parent_real) < (int)sizeof cand[0])
         nc++;
     if (snprintf(cand[nc], sizeof cand[0], "%s/" HD_EMBEDDED_MODEL_NAME, HIDREAM_MODELS_DIR) <
         (int)sizeof cand[0])

@@ -14,7 +14,7 @@
 #define HD_EMBEDDED_MODEL_NAME "shapes"
 
 /* Candidates in order: <exe dir>/../models/shapes, <exe dir>/models/shapes,
- * HIDREAM_MODELS_DIR/shapes; the first holding a config.json wins. exe is the binary's path
+ * <exe dir>/../share/hidream/models/shapes (a relocated install tree), HIDREAM_MODELS_DIR/shapes; the first holding a config.json wins. exe is the binary's path
  * (NULL = /proc/self/exe). Writes the directory to dir and returns 0, or returns -1 with the
  * candidates looked at, comma-separated, in searched. */
 int hd_find_embedded_model_from(const char *exe, char *dir, size_t n, char *searched,
