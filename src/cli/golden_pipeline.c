@@ -13,7 +13,6 @@
 #include "image/patchify.h"
 #include "pipeline/pipeline.h"
 
-
 /* Values per patch row of the job's model (3·32² = 3072 for the release). */
 static size_t job_patch_dim(const hd_job *job) {
     int p = job->m->cfg.gen.patch_size;
@@ -234,7 +233,7 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
             float *chw = malloc((size_t)in->numel * sizeof *chw),
                   *rows = malloc((size_t)in->numel * sizeof *rows);
             if (chw && rows && hd_st_read_f32(in, chw, (size_t)in->numel, &e) == 0 &&
-                hd_patchify(chw, job.width, job.height, job.m->cfg.gen.patch_size, rows, &e) == 0) {
+                hd_patchify(chw, job.width, job.height, m->cfg.gen.patch_size, rows, &e) == 0) {
                 for (int64_t i = 0; i < in->numel; i++)
                     if (rows[i] != job.z[i]) {
                         mismatch(&c, "%s: differs first at patch value %lld", "initial_noise", (long long)i);

@@ -331,8 +331,8 @@ int hd_job_run(hd_job *job, hd_error *e) {
             hd_image prev = {0}, *pp = NULL;
             int want = q->preview_every > 0 &&
                        ((i + 1) % q->preview_every == 0 || i + 1 == job->sched.n_steps);
-            if (want && hd_rows_to_image(job->xc, job->width, job->height, job->m->cfg.gen.patch_size, 0,
-                                                 &prev, e) == 0)
+            if (want && hd_rows_to_image(job->xc, job->width, job->height,
+                                         job->m->cfg.gen.patch_size, 0, &prev, e) == 0)
                 pp = &prev;
             int stop = q->progress(q->progress_user, i + 1, job->sched.n_steps, pp);
             hd_image_free(&prev);
