@@ -113,7 +113,8 @@ typedef struct hd_generate_params {
     int preview_every;          /* 0 = no previews */
     hd_noise_fn noise;          /* NULL = default generator */
     void *noise_user;
-    /* optional outputs for verification: the sample after each step, [steps+1][L*3p²] (3072 per row for p = 32) */
+    /* optional outputs for verification: the sample after each step, [steps+1][L*3p²]
+     * (3072 values per row for the release's p = 32) */
     float *z_trace;
 } hd_generate_params;
 
