@@ -123,6 +123,19 @@ static void test_info_shows_the_generation_settings(void) {
            "%s", out);
     CHECKF(strstr(out, "presets (the release's): 2048x2048 2304x1728"), "%s", out);
     CHECKF(strstr(out, "sampler defaults: by mode"), "%s", out);
+    /* a patch size the weights do not have: one line from info and from generate */
+    char mis[500], png[600];
+    snprintf(mis, sizeof mis, "%s/mismatch", tmp);
+    CHECK(run("cp -r '%s' '%s' && sed -i 's/\"patch_size\": 8/\"patch_size\": 4/' '%s/config.json'",
+              model, mis, mis) == 0);
+    CHECK(run("%s info %s%s", bin, mis, "") == 2);
+    CHECKF(strstr(out, "hidream.patch_size = 4 needs model.x_embedder.proj1.weight with input "
+                       "width 3·4² = 48, but it has 192 (the weights are for patch size 8)") &&
+               lines(out) == 1,
+           "%s", out);
+    snprintf(png, sizeof png, "%s/mismatch.png", tmp);
+    CHECK(run("%s generate -m %s -p x -o %s", bin, mis, png) == 2);
+    CHECKF(strstr(out, "hidream.patch_size = 4") && lines(out) == 1 && !exists(png), "%s", out);
 }
 
 /* Copies the CLI binary to dir/NAME (a tree laid out like an unpacked release). */
