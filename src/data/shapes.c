@@ -106,6 +106,18 @@ int hd_shapes_covers(const hd_shapes_placed *o, double px, double py) {
     }
 }
 
+/* covered sub-samples of pixel (x, y) out of SUPERSAMPLE²: all of them when the pixel centre is
+ * covered (§2: the pixel is the object's, exact colour), else the covered fraction of its area,
+ * which anti-aliases the outer side of the edge */
+static int coverage(const hd_shapes_placed *o, int x, int y) {
+    if (hd_shapes_covers(o, x + 0.5, y + 0.5)) return SUPERSAMPLE * SUPERSAMPLE;
+    int k = 0;
+    for (int sy = 0; sy < SUPERSAMPLE; sy++)
+        for (int sx = 0; sx < SUPERSAMPLE; sx++)
+            k += hd_shapes_covers(o, x + (sx + 0.5) / SUPERSAMPLE, y + (sy + 0.5) / SUPERSAMPLE);
+    return k;
+}
+
 static void render_object(const hd_shapes_placed *o, hd_image *im) {
     int x0 = (int)floor(o->cx - o->d / 2) - 1, x1 = (int)ceil(o->cx + o->d / 2) + 1;
     int y0 = (int)floor(o->cy - o->d / 2) - 1, y1 = (int)ceil(o->cy + o->d / 2) + 1;
@@ -117,14 +129,9 @@ static void render_object(const hd_shapes_placed *o, hd_image *im) {
     const int full = SUPERSAMPLE * SUPERSAMPLE;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) {
-            int k = 0;
-            for (int sy = 0; sy < SUPERSAMPLE; sy++)
-                for (int sx = 0; sx < SUPERSAMPLE; sx++)
-                    k += hd_shapes_covers(o, x + (sx + 0.5) / SUPERSAMPLE,
-                                          y + (sy + 0.5) / SUPERSAMPLE);
+            int k = coverage(o, x, y);
             if (!k) continue;
             uint8_t *px = hd_image_at(im, x, y);
-            /* integer blend: k == full gives the exact colour */
             for (int c = 0; c < 3; c++)
                 px[c] = (uint8_t)((bg[c] * (full - k) + col[c] * k + full / 2) / full);
         }

@@ -39,8 +39,10 @@ int hd_shapes_place(const hd_shapes_prompt *p, int w, int h, hd_prng *r, hd_shap
 /* Whether pixel centre (px, py) lies inside the object (§2). */
 int hd_shapes_covers(const hd_shapes_placed *o, double px, double py);
 
-/* Renders the scene: background (240, 240, 240), objects in their exact colour, edges
- * anti-aliased by 4×4 supersampling. out is allocated (free with hd_image_free). */
+/* Renders the scene on the background (240, 240, 240): a pixel whose centre an object covers (§2)
+ * takes its exact colour; the pixels just outside an edge are blended with the background by the
+ * fraction of their area the object covers (4×4 supersampling), which anti-aliases the edge
+ * without moving it. out is allocated (free with hd_image_free). */
 int hd_shapes_render(const hd_shapes_scene *s, hd_image *out, hd_error *e);
 
 /* The whole world in one call: prompt (into prompt[HD_SHAPES_PROMPT_MAX]) and picture from seed. */

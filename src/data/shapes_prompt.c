@@ -114,7 +114,8 @@ size_t hd_shapes_prompt_format(const hd_shapes_prompt *p, char *buf, size_t n) {
 enum { MAX_WORDS = 16 };
 
 typedef struct parser {
-    const char *text;
+    const char *text;  /* the prompt as shown in messages: printable, at most 80 bytes */
+    char shown[84];
     const char *w[MAX_WORDS];
     size_t wl[MAX_WORDS];
     int n, at;
@@ -173,28 +174,35 @@ static int parse_object(parser *ps, hd_shapes_object *o) {
     return 0;
 }
 
-static int split_words(parser *ps) {
-    const char *s = ps->text;
+/* a copy fit for a one-line message: non-printable bytes as '?', long prompts cut with "..." */
+static void show(const char *text, char out[84]) {
+    size_t i = 0;
+    for (; text[i] && i < 80; i++) out[i] = (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
+    if (text[i]) memcpy(out + 77, "...", 3);
+    out[i] = 0;
+}
+
+static int split_words(parser *ps, const char *s) {
     size_t len = strlen(s);
     if (len == 0) return hd_fail(ps->e, HD_EINVAL, "prompt '': empty");
     if (len >= HD_SHAPES_PROMPT_MAX)
-        return hd_fail(ps->e, HD_EINVAL, "prompt '%.40s...': longer than any prompt of the grammar",
-                       s);
+        return hd_fail(ps->e, HD_EINVAL, "prompt '%s': longer than any prompt of the grammar",
+                       ps->text);
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || c == ' '))
             return hd_fail(ps->e, HD_EINVAL,
                            "prompt '%s': byte %zu: only lower-case letters and single spaces "
                            "are allowed",
-                           s, i);
+                           ps->text, i);
         if (c == ' ' && (i == 0 || i + 1 == len || s[i + 1] == ' '))
             return hd_fail(ps->e, HD_EINVAL,
-                           "prompt '%s': byte %zu: leading, trailing or double space", s, i);
+                           "prompt '%s': byte %zu: leading, trailing or double space", ps->text, i);
     }
     ps->n = 0;
     for (const char *c = s; *c;) {
         if (ps->n == MAX_WORDS)
-            return hd_fail(ps->e, HD_EINVAL, "prompt '%s': too many words", s);
+            return hd_fail(ps->e, HD_EINVAL, "prompt '%s': too many words", ps->text);
         size_t l = strcspn(c, " ");
         ps->w[ps->n] = c;
         ps->wl[ps->n++] = l;
@@ -259,8 +267,11 @@ static int parse_tail(parser *ps, hd_shapes_prompt *p) {
 
 int hd_shapes_prompt_parse(const char *text, hd_shapes_prompt *p, hd_error *e) {
     memset(p, 0, sizeof *p);
-    parser ps = {.text = text ? text : "", .e = e};
-    HD_TRY(split_words(&ps));
+    parser ps = {.e = e};
+    show(text ? text : "", ps.shown);
+    ps.text = ps.shown;
+    if (!text) text = "";
+    HD_TRY(split_words(&ps, text));
     int number = find_word(&ps, 0, NUMBERS, 3);
     if (number >= 0) HD_TRY(parse_counting(&ps, p, number));
     else {
