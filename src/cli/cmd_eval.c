@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/embedded_model.h"
@@ -21,7 +22,7 @@
 enum { GRID_GAP = 2 };
 
 typedef struct eval_opts {
-    const char *model, *images, *grid;
+    const char *model, *images, *grid, *save;
     long n, threads;
     uint64_t seed;
     int verbose;
@@ -47,6 +48,8 @@ static void usage(FILE *f) {
             "  --seed S          (default 0)\n"
             "  --grid F.png      write the failed pictures as a grid (their prompts and reasons\n"
             "                    in F.png.txt, in grid order)\n"
+            "  --save DIR        also write each generated picture as DIR/NNNNNN.png with its\n"
+            "                    prompt in NNNNNN.txt (judge it again with --images DIR)\n"
             "  --threads N       CPU threads for generation (default: all)\n"
             "  -v, --verbose     one line per picture\n");
 }
@@ -169,6 +172,17 @@ static int eval_images(const eval_opts *o, hd_shapes_tally *t, failures *f) {
     return rc;
 }
 
+static int save_picture(const char *dir, long i, const hd_image *im, const char *prompt) {
+    char path[4096];
+    hd_error e = {0};
+    snprintf(path, sizeof path, "%s/%06ld.txt", dir, i);
+    int rc = hd_write_text_file(path, prompt, strlen(prompt), &e);
+    snprintf(path, sizeof path, "%s/%06ld.png", dir, i);
+    if (rc == 0) rc = hd_image_save(path, im, NULL, &e);
+    if (rc < 0) fprintf(stderr, "hidream eval: --save: %s\n", e.msg);
+    return rc;
+}
+
 static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
     char embedded[4096], searched[8192];
     const char *dir = o->model;
@@ -179,6 +193,11 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
             return 2;
         }
         dir = embedded;
+    }
+    struct stat sb;
+    if (o->save && stat(o->save, &sb) != 0 && mkdir(o->save, 0777) != 0) {
+        fprintf(stderr, "hidream eval: --save: cannot create '%s': %s\n", o->save, strerror(errno));
+        return 2;
     }
     hd_error e = {0};
     hd_model *m = NULL;
@@ -206,6 +225,7 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
             rc = 1;
             break;
         }
+        if (o->save && save_picture(o->save, i, &im, prompt) < 0) rc = 2;
         snprintf(name, sizeof name, "seed %" PRIu64, p.seed);
         if (record(o, t, f, name, &im, &sp, prompt) < 0) rc = 2;
         hd_image_free(&im);
@@ -236,7 +256,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         }
         int takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") ||
                     !strcmp(a, "--n") || !strcmp(a, "--seed") || !strcmp(a, "--grid") ||
-                    !strcmp(a, "--threads");
+                    !strcmp(a, "--threads") || !strcmp(a, "--save");
         if (!takes) {
             fprintf(stderr, "hidream eval: unknown option '%s' (see --help)\n", a);
             return -1;
@@ -250,6 +270,7 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = val;
         else if (!strcmp(a, "--images")) o->images = val;
         else if (!strcmp(a, "--grid")) o->grid = val;
+        else if (!strcmp(a, "--save")) o->save = val;
         else if (!strcmp(a, "--n")) {
             if (parse_long(a, val, 1, 1000000, &o->n)) return -1;
         } else if (!strcmp(a, "--threads")) {
@@ -258,6 +279,10 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             if (parse_long(a, val, 0, 0x7fffffffL, &v)) return -1;
             o->seed = (uint64_t)v;
         }
+    }
+    if (o->save && o->images) {
+        fprintf(stderr, "hidream eval: --save goes with -m (a model), not --images\n");
+        return -1;
     }
     if (o->model && o->images) {
         fprintf(stderr, "hidream eval: give -m DIR or --images DIR, not both\n");

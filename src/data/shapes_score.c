@@ -111,7 +111,7 @@ typedef struct judge_ctx {
 
 static void describe(const hd_shapes_component *c, char *buf, size_t n) {
     snprintf(buf, n, "%s %s", hd_colour_name(c->colour),
-             c->shape == HD_SHAPE_UNKNOWN ? "shape" : hd_shape_name(c->shape));
+             c->shape == HD_SHAPE_UNKNOWN ? "blob" : hd_shape_name(c->shape));
 }
 
 static int position_ok(hd_position pos, const hd_shapes_component *c, int w, int h) {

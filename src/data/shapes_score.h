@@ -35,7 +35,8 @@ int hd_shapes_detect(const hd_image *im, hd_shapes_detection *d, hd_error *e);
 typedef struct hd_shapes_verdict {
     hd_shapes_category category;
     int correct;
-    char reason[192];     /* "ok" or what is wrong, e.g. "missing: red circle" */
+    char reason[192];     /* "ok" or what is wrong, e.g. "missing: red circle; extra: red blob"
+                             (a blob is an object of unknown shape) */
 } hd_shapes_verdict;
 
 /* Judges a picture against a prompt. Fails (HD_EINVAL) only when the prompt is outside the
