@@ -438,7 +438,8 @@ static void folder_assigns_nearest_aspect_bucket_and_crops_to_it(void) {
     hd_image_crop(&ref, &scaled, 6, 0, 70, 32, &e);
     CHECK(hd_dataset_draw(ds, 0, 0, &im, cap, sizeof cap, &e) == 0);
     CHECK(im.w == 64 && !memcmp(ref.px, im.px, 64 * 32 * 3));
-    CHECK(hd_dataset_draw(ds, 0, 0, &im, cap, 4, &e) < 0); /* caption too long */
+    hd_image_free(&im);
+    CHECK(hd_dataset_draw(ds, 0, 0, &im, cap, 4, &e) < 0 && !im.px); /* caption too long */
     CHECK(hd_dataset_draw(ds, 0, 5, &im, cap, sizeof cap, &e) == HD_EINVAL);
     hd_image_free(&im), hd_image_free(&ref), hd_image_free(&src), hd_image_free(&scaled);
     hd_dataset_close(ds);
