@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/embedded_model.h"
@@ -206,7 +207,7 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
         fprintf(stderr, "hidream eval: %s\n", e.msg);
         return 2;
     }
-    int rc = 0;
+    int rc = 0, tty = isatty(2);
     for (long i = 0; i < o->n && !rc; i++) {
         hd_prng r;
         hd_prng_seed(&r, hd_prng_derive(o->seed, (uint64_t)i));
@@ -228,8 +229,12 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
         if (o->save && save_picture(o->save, i, &im, prompt) < 0) rc = 2;
         snprintf(name, sizeof name, "seed %" PRIu64, p.seed);
         if (record(o, t, f, name, &im, &sp, prompt) < 0) rc = 2;
+        if (tty && !o->verbose)
+            fprintf(stderr, "\reval shapes: %ld/%ld pictures, %ld correct", i + 1, o->n,
+                    t->correct[HD_N_CATEGORIES]);
         hd_image_free(&im);
     }
+    if (tty && !o->verbose) fputc('\n', stderr);
     hd_model_free(m);
     return rc;
 }
@@ -266,7 +271,6 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             return -1;
         }
         i++;
-        long v;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = val;
         else if (!strcmp(a, "--images")) o->images = val;
         else if (!strcmp(a, "--grid")) o->grid = val;
@@ -276,8 +280,14 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
         } else if (!strcmp(a, "--threads")) {
             if (parse_long(a, val, 1, 1024, &o->threads)) return -1;
         } else {
-            if (parse_long(a, val, 0, 0x7fffffffL, &v)) return -1;
-            o->seed = (uint64_t)v;
+            char *end;
+            errno = 0;
+            unsigned long long u = strtoull(val, &end, 10);
+            if (*val == '-' || errno || *end || end == val) {
+                fprintf(stderr, "hidream eval: --seed: '%s' is not an unsigned integer\n", val);
+                return -1;
+            }
+            o->seed = u;
         }
     }
     if (o->save && o->images) {

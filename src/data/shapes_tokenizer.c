@@ -138,6 +138,13 @@ int hd_shapes_tokenizer_json(char **json, int *n_tokens, hd_error *e) {
     for (int b = 0; b < 256; b++)
         if (!hd_bytelevel_is_printable((unsigned)b)) byte_order[k++] = b;
     /* merges refer to byte ids by value during training; the vocabulary renames them */
+    int n_special = 0;
+    while (hd_shapes_special_tokens[n_special]) n_special++;
+    int total = t->n_tok + n_special;
+    if (total > MAX_TOKENS) {
+        free(t);
+        return hd_fail(e, HD_ENOMEM, "shapes tokenizer: %d tokens exceed %d", total, MAX_TOKENS);
+    }
     json_t *model = build_model(t, byte_order);
     json_t *added = json_array();
     int id = 256 + t->n_merges;
