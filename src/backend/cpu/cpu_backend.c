@@ -245,6 +245,16 @@ static const hd_backend_ops cpu_ops = {
     .gather_rows = hd_cpu_gather_rows,
     .set_rows = hd_cpu_set_rows,
     .add_rows = hd_cpu_add_rows,
+    .linear_dx = hd_cpu_linear_dx,
+    .linear_dw = hd_cpu_linear_dw,
+    .rmsnorm_backward = hd_cpu_rmsnorm_backward,
+    .attention_lse = hd_cpu_attention_lse,
+    .attention_backward = hd_cpu_attention_backward,
+    .silu_mul_backward = hd_cpu_silu_mul_backward,
+    .silu_backward = hd_cpu_silu_backward,
+    .axpby = hd_cpu_axpby,
+    .sum_squares = hd_cpu_sum_squares,
+    .adamw = hd_cpu_adamw,
 };
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e) {

@@ -154,4 +154,28 @@ void hd_cpu_set_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const i
 void hd_cpu_add_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
                      int64_t n);
 
+/* ---- training ops (grad_linear.c, grad_norm.c, attention.c, attention_backward.c,
+ * grad_eltwise.c, optimizer.c) ---- */
+void hd_cpu_linear_dx(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *w,
+                      int accumulate);
+void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
+                      const hd_tensor *x);
+void hd_cpu_rmsnorm_backward(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const hd_tensor *dy,
+                             const hd_tensor *x, const hd_tensor *w, float eps, int accumulate);
+void hd_cpu_attention_lse(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
+                          const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hd_attn_mask mask);
+void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
+                               const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
+                               const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,
+                               int n_heads, int n_kv_heads, int head_dim, float scale,
+                               hd_attn_mask mask);
+void hd_cpu_silu_mul_backward(hd_backend *be, hd_tensor *dgate, hd_tensor *dup,
+                              const hd_tensor *dy, const hd_tensor *gate, const hd_tensor *up);
+void hd_cpu_silu_backward(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *x);
+void hd_cpu_axpby(hd_backend *be, hd_tensor *y, float a, const hd_tensor *x, float b);
+double hd_cpu_sum_squares(hd_backend *be, const hd_tensor *x);
+void hd_cpu_adamw(hd_backend *be, hd_tensor *w, const hd_tensor *g, hd_tensor *m, hd_tensor *v,
+                  const hd_adamw_step *p);
+
 #endif
