@@ -484,6 +484,8 @@ static const attn_case attn_cases[] = {
     {33, 100, {4, 2, 13, 0.3, {67, 100}}},    /* prefix cache: q_offset > 0, odd head_dim */
     {20, 133, {3, 3, 32, 0.17, {90, 120}}},   /* offset hybrid: rows before and after A */
     {130, 66, {2, 2, 64, 0.125, {0, 0}}},     /* Sq > Sk, full */
+    {5, 7, {2, 1, 900, 0.03, {0, 5}}},        /* head_dim beyond the tiles' scratch */
+    {3, 4, {70, 1, 4, 0.5, {0, 3}}},          /* more grouped heads than a tile has rows */
 };
 
 static void test_attention_lse_matches_double_reference(const cfg *c) {

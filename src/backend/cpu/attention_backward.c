@@ -31,7 +31,7 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-static void dq_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+static void naive_dq_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const attnb_job *a = ctx;
     const int hd = a->hd;
     for (int64_t r = r0; r < r1; r++) {
@@ -55,7 +55,7 @@ static void dq_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
-static void dkv_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+static void naive_dkv_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const attnb_job *a = ctx;
     const int hd = a->hd;
     for (int64_t r = r0; r < r1; r++) {
@@ -87,6 +87,209 @@ static void dkv_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
+/* ---- tiled passes on the forward's ISA kernels ----
+ * Rows of a task are (query i, head g) pairs of one kv head, ordered r = i·G + g as in the
+ * forward. A tile is RB rows × HD_ATTN_BK keys: S = Q·Kᵀ and dP = dO·Vᵀ come from attn_scores
+ * against K and V packed transposed (attn_pack_kt), products with P or dS from attn_pv. */
+
+#define QROWS 128 /* target rows per dQ task */
+
+typedef struct tiles {
+    hd_cpu *cpu;
+    const attnb_job *a;
+    const hd_cpu_kernels *kn;
+    int hdp, RB;
+    int64_t bq, n_qt; /* dQ pass: queries per task, query tiles */
+    int64_t n_kb;     /* dK/dV pass: key blocks */
+} tiles;
+
+/* Packs rows_pad rows starting at query i0 of kv head kvh: q and dO (zero-padded to hdp),
+ * lse, D = dO·O and the key limit (0 for padding rows and rows without any key). */
+static void pack_rows(const tiles *t, int kvh, int64_t i0, int64_t rows, int64_t rows_pad,
+                      float *qp, float *dop, float *lse, float *D, int64_t *lim) {
+    const attnb_job *a = t->a;
+    const int hd = a->hd, hdp = t->hdp, G = a->G;
+    for (int64_t r = 0; r < rows_pad; r++) {
+        float *qr = qp + r * hdp, *dr = dop + r * hdp;
+        memset(qr, 0, (size_t)hdp * sizeof(float));
+        memset(dr, 0, (size_t)hdp * sizeof(float));
+        lim[r] = 0;
+        lse[r] = 0.0f;
+        D[r] = 0.0f;
+        if (r >= rows) continue;
+        int64_t i = i0 + r / G;
+        int h = kvh * G + (int)(r % G);
+        memcpy(qr, a->q + i * a->ldq + (int64_t)h * hd, (size_t)hd * sizeof(float));
+        memcpy(dr, a->dout + i * a->lddo + (int64_t)h * hd, (size_t)hd * sizeof(float));
+        const float *o = a->out + i * a->ldo + (int64_t)h * hd;
+        double d = 0;
+        for (int c = 0; c < hd; c++) d += (double)dr[c] * o[c];
+        D[r] = (float)d;
+        lse[r] = a->lse[i * a->ldl + h];
+        lim[r] = lse[r] > -INFINITY ? key_limit(a, i) : 0;
+    }
+}
+
+/* One tile of RB rows against keys j0 .. j0+nk−1 (packed in kt, vt): s = P, dp = dS·scale. */
+static void tile_p_ds(const tiles *t, const float *qp, const float *dop, const float *kt,
+                      const float *vt, const float *lse, const float *D, const int64_t *lim,
+                      int64_t j0, int nk, float *s, float *dp) {
+    const hd_cpu_kernels *kn = t->kn;
+    const int RB = t->RB, hdp = t->hdp, hd = t->a->hd;
+    const float scale = t->a->scale;
+    kn->attn_scores(hd, qp, hdp, kt, s);
+    kn->attn_scores(hd, dop, hdp, vt, dp);
+    for (int r = 0; r < RB; r++) {
+        float *sr = s + r * HD_ATTN_BK;
+        int64_t nv = lim[r] - j0;
+        int n_valid = nv <= 0 ? 0 : (nv < nk ? (int)nv : nk);
+        for (int j = 0; j < n_valid; j++) sr[j] = sr[j] * scale - lse[r];
+        for (int j = n_valid; j < HD_ATTN_BK; j++) sr[j] = -INFINITY;
+    }
+    kn->vexp(s, (int64_t)RB * HD_ATTN_BK);
+    for (int r = 0; r < RB; r++) {
+        float *sr = s + r * HD_ATTN_BK, *dr = dp + r * HD_ATTN_BK;
+        for (int j = 0; j < HD_ATTN_BK; j++) dr[j] = sr[j] * (dr[j] - D[r]) * scale;
+    }
+}
+
+/* dQ of one kv head × one tile of queries: dQ = Σ over key blocks of dS·K. */
+static void dq_task(void *ctx, int64_t task, int thread) {
+    const tiles *t = ctx;
+    const attnb_job *a = t->a;
+    const hd_cpu_kernels *kn = t->kn;
+    const int G = a->G, hd = a->hd, hdp = t->hdp, RB = t->RB;
+    const int64_t BK = HD_ATTN_BK;
+    int64_t qt = t->n_qt - 1 - task / a->Hkv; /* late (causal: heavy) tiles first */
+    int kvh = (int)(task % a->Hkv);
+    int64_t i0 = qt * t->bq, i1 = i0 + t->bq < a->Sq ? i0 + t->bq : a->Sq;
+    if (i0 >= i1) return;
+    int64_t rows = (i1 - i0) * G, rows_pad = (rows + RB - 1) / RB * RB;
+
+    float *qp = t->cpu->scratch[thread]; /* rows_pad × hdp */
+    float *dop = qp + rows_pad * hdp;    /* rows_pad × hdp */
+    float *dq = dop + rows_pad * hdp;    /* rows_pad × hdp */
+    float *kt = dq + rows_pad * hdp;     /* hdp × BK */
+    float *vt = kt + hdp * BK;           /* hdp × BK */
+    float *kp = vt + hdp * BK;           /* BK × hdp */
+    float *s = kp + BK * hdp;            /* RB × BK */
+    float *dp = s + RB * BK;             /* RB × BK */
+    float *lse = dp + RB * BK, *D = lse + rows_pad, *ones = D + rows_pad; /* rows_pad, RB */
+    int64_t *lim = (int64_t *)(void *)(ones + RB + (RB & 1)); /* rows_pad */
+
+    pack_rows(t, kvh, i0, rows, rows_pad, qp, dop, lse, D, lim);
+    memset(dq, 0, (size_t)(rows_pad * hdp) * sizeof(float));
+    for (int r = 0; r < RB; r++) ones[r] = 1.0f;
+    int64_t kend = lim[rows - 1]; /* limits grow with the row index */
+    const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
+    for (int64_t j0 = 0; j0 < kend; j0 += BK) {
+        int nk = (int)(kend - j0 < BK ? kend - j0 : BK);
+        kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
+        kn->attn_pack_kt(vbase + j0 * a->ldv, a->ldv, nk, hd, vt);
+        for (int j = 0; j < BK; j++) {
+            float *kj = kp + (int64_t)j * hdp;
+            memset(kj, 0, (size_t)hdp * sizeof(float));
+            if (j < nk) memcpy(kj, kbase + (j0 + j) * a->ldk, (size_t)hd * sizeof(float));
+        }
+        for (int64_t rb = 0; rb < rows_pad; rb += RB) {
+            int64_t last = (rb + RB < rows ? rb + RB : rows) - 1;
+            if (lim[last] <= j0) continue;
+            tile_p_ds(t, qp + rb * hdp, dop + rb * hdp, kt, vt, lse + rb, D + rb, lim + rb, j0,
+                      nk, s, dp);
+            kn->attn_pv(hdp, nk, dp, kp, dq + rb * hdp, ones);
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t i = i0 + r / G;
+        int h = kvh * G + (int)(r % G);
+        memcpy(a->dq + i * a->lddq + (int64_t)h * hd, dq + r * hdp, (size_t)hd * sizeof(float));
+    }
+}
+
+/* Rows of one dK/dV chunk: at most HD_ATTN_BK (the contraction length of attn_pv), a multiple
+ * of RB. */
+static inline int64_t chunk_rows(int RB) { return HD_ATTN_BK / RB * RB; }
+
+/* dK, dV of one kv head × one block of BK keys: sums over every query row that sees them of
+ * dSᵀ·Q and Pᵀ·dO, one chunk of rows at a time (P and dS transposed so that attn_pv, with the
+ * chunk's rows as its contraction, accumulates RB keys per call). */
+static void dkv_task(void *ctx, int64_t task, int thread) {
+    const tiles *t = ctx;
+    const attnb_job *a = t->a;
+    const hd_cpu_kernels *kn = t->kn;
+    const int G = a->G, hd = a->hd, hdp = t->hdp, RB = t->RB;
+    const int64_t BK = HD_ATTN_BK, QC = chunk_rows(RB), kpad = (BK + RB - 1) / RB * RB;
+    int64_t kb = task / a->Hkv; /* early (causal: heavy) key blocks first */
+    int kvh = (int)(task % a->Hkv);
+    int64_t j0 = kb * BK;
+    int nk = (int)(a->Sk - j0 < BK ? a->Sk - j0 : BK);
+    if (nk <= 0) return;
+
+    float *kt = t->cpu->scratch[thread]; /* hdp × BK */
+    float *vt = kt + hdp * BK;           /* hdp × BK */
+    float *qp = vt + hdp * BK;           /* QC × hdp */
+    float *dop = qp + QC * hdp;          /* QC × hdp */
+    float *dk = dop + QC * hdp;          /* kpad × hdp */
+    float *dv = dk + kpad * hdp;         /* kpad × hdp */
+    float *pt = dv + kpad * hdp;         /* kpad × BK: Pᵀ */
+    float *dst = pt + kpad * BK;         /* kpad × BK: dSᵀ */
+    float *s = dst + kpad * BK;          /* RB × BK */
+    float *dp = s + RB * BK;             /* RB × BK */
+    float *lse = dp + RB * BK, *D = lse + QC, *ones = D + QC; /* QC, QC, kpad */
+    int64_t *lim = (int64_t *)(void *)(ones + kpad + (kpad & 1)); /* QC */
+
+    const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
+    kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
+    kn->attn_pack_kt(vbase + j0 * a->ldv, a->ldv, nk, hd, vt);
+    memset(dk, 0, (size_t)(2 * kpad * hdp) * sizeof(float));
+    memset(pt, 0, (size_t)(2 * kpad * BK) * sizeof(float));
+    for (int64_t r = 0; r < kpad; r++) ones[r] = 1.0f;
+
+    /* the first query that sees key j0 (limits grow with the query index) */
+    int64_t lo = 0, hi = a->Sq;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (key_limit(a, mid) > j0) hi = mid;
+        else lo = mid + 1;
+    }
+    int64_t qpc = QC / G > 0 ? QC / G : 1; /* queries per chunk */
+    for (int64_t i0 = lo; i0 < a->Sq; i0 += qpc) {
+        int64_t nq = a->Sq - i0 < qpc ? a->Sq - i0 : qpc;
+        int64_t rows = nq * G, rows_pad = (rows + RB - 1) / RB * RB;
+        pack_rows(t, kvh, i0, rows, rows_pad, qp, dop, lse, D, lim);
+        for (int64_t rb = 0; rb < rows_pad; rb += RB) {
+            tile_p_ds(t, qp + rb * hdp, dop + rb * hdp, kt, vt, lse + rb, D + rb, lim + rb, j0,
+                      nk, s, dp);
+            for (int r = 0; r < RB; r++)
+                for (int j = 0; j < nk; j++) {
+                    pt[j * BK + rb + r] = s[r * BK + j];
+                    dst[j * BK + rb + r] = dp[r * BK + j];
+                }
+        }
+        for (int64_t jb = 0; jb < nk; jb += RB) {
+            kn->attn_pv(hdp, (int)rows, pt + jb * BK, dop, dv + jb * hdp, ones);
+            kn->attn_pv(hdp, (int)rows, dst + jb * BK, qp, dk + jb * hdp, ones);
+        }
+    }
+    for (int j = 0; j < nk; j++) {
+        memcpy(a->dk + (j0 + j) * a->lddk + (int64_t)kvh * hd, dk + (int64_t)j * hdp,
+               (size_t)hd * sizeof(float));
+        memcpy(a->dv + (j0 + j) * a->lddv + (int64_t)kvh * hd, dv + (int64_t)j * hdp,
+               (size_t)hd * sizeof(float));
+    }
+}
+
+/* Scratch floats of each pass for head_dim padded to hdp, with rows_pad dQ rows. */
+static int64_t dq_floats(int64_t rows_pad, int hdp, int RB) {
+    return 3 * rows_pad * hdp + 3 * (int64_t)hdp * HD_ATTN_BK + 2 * RB * HD_ATTN_BK +
+           4 * rows_pad + RB + 2;
+}
+static int64_t dkv_floats(int hdp, int RB) {
+    int64_t QC = chunk_rows(RB), kpad = (HD_ATTN_BK + RB - 1) / RB * RB;
+    return 2 * (int64_t)hdp * HD_ATTN_BK + 2 * QC * hdp + 2 * kpad * hdp + 2 * kpad * HD_ATTN_BK +
+           2 * RB * HD_ATTN_BK + 4 * QC + kpad + 2;
+}
+
 void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
                                const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
                                const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,
@@ -102,6 +305,21 @@ void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_
         .ldl = lse->stride, .Sq = q->rows, .Sk = k->rows, .Hq = n_heads, .Hkv = n_kv_heads,
         .G = n_heads / n_kv_heads, .hd = head_dim, .scale = scale, .mask = mask,
     };
-    hd_cpu_for_rows(cpu, a.Sq * n_heads, a.Sk * head_dim, dq_rows, &a);
-    hd_cpu_for_rows(cpu, a.Sk * n_kv_heads, a.Sq * head_dim, dkv_rows, &a);
+    const int RB = cpu->k->attn_rb, hdp = (head_dim + 15) / 16 * 16;
+    tiles t = {.cpu = cpu, .a = &a, .kn = cpu->k, .hdp = hdp, .RB = RB};
+    t.bq = QROWS / a.G > 0 ? QROWS / a.G : 1;
+    while (t.bq > 1 && dq_floats((t.bq * a.G + RB - 1) / RB * RB, hdp, RB) > HD_CPU_SCRATCH_FLOATS)
+        t.bq /= 2;
+    if (dq_floats((t.bq * a.G + RB - 1) / RB * RB, hdp, RB) > HD_CPU_SCRATCH_FLOATS ||
+        dkv_floats(hdp, RB) > HD_CPU_SCRATCH_FLOATS || a.G > chunk_rows(RB)) {
+        /* head_dim too large for the scratch tiles, or more query heads per kv head than rows
+         * in a dK/dV chunk: the row-by-row passes */
+        hd_cpu_for_rows(cpu, a.Sq * n_heads, a.Sk * head_dim, naive_dq_rows, &a);
+        hd_cpu_for_rows(cpu, a.Sk * n_kv_heads, a.Sq * head_dim, naive_dkv_rows, &a);
+        return;
+    }
+    t.n_qt = (a.Sq + t.bq - 1) / t.bq;
+    t.n_kb = (a.Sk + HD_ATTN_BK - 1) / HD_ATTN_BK;
+    if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
+    if (a.Sk > 0) hd_pool_run(cpu->pool, t.n_kb * n_kv_heads, dkv_task, &t);
 }
