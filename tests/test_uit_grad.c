@@ -562,6 +562,71 @@ static void test_gradients_match_finite_differences_on_a_small_model(void) {
     hd_backend_destroy(be);
 }
 
+/* One packed batch of two samples gives the gradients of two accumulated single-sample
+ * backwards (packing, per-sample masks and rotary tables, gradient accumulation). */
+static void test_packed_batch_gradients_equal_accumulated_single_samples(void) {
+    hd_error e = {0};
+    hd_config cfg;
+    small_config(&cfg);
+    hd_backend *be = make_backend();
+    hd_uit_train *tm = NULL;
+    CHECKF(hd_uit_train_create(&tm, be, &cfg, NULL, 3, 0.2f, 1, &e) == 0, "%s", e.msg);
+    if (!tm) {
+        hd_backend_destroy(be);
+        return;
+    }
+    hd_uit_param *params;
+    int np = hd_uit_train_params(tm, &params);
+    randomise(be, params, np);
+    fd_batch fb;
+    fd_make_batch(&fb, hd_uit_train_model(tm)->patch_dim, cfg.text.vocab_size);
+    int64_t P = fb.P, V = fb.V;
+    float *pred = malloc((size_t)(fb.rows * P) * 4), *dpred = malloc((size_t)(fb.rows * P) * 4);
+    float *logits = malloc((size_t)(fb.lm * V) * 4), *dlogits = malloc((size_t)(fb.lm * V) * 4);
+    float **packed = calloc((size_t)np, sizeof *packed);
+    hd_uit_train_zero_grad(tm);
+    CHECK(isfinite(fd_loss(tm, &fb, pred, logits, dpred, dlogits)));
+    CHECKF(hd_uit_train_backward(tm, dpred, dlogits, &e) == 0, "%s", e.msg);
+    for (int i = 0; i < np; i++) {
+        packed[i] = malloc((size_t)(params[i].grad.rows * params[i].grad.cols) * 4);
+        be->ops->read(be, &params[i].grad, packed[i]);
+    }
+    hd_uit_train_zero_grad(tm);
+    for (int b = 0; b < 2; b++) {
+        CHECK(hd_uit_train_forward(tm, &fb.s[b], 1, pred, logits, &e) == 0);
+        objective(&fb.o[b], 1, P, V, pred, logits, dpred, dlogits);
+        int64_t nl = fb.o[b].A - 1, npred = fb.o[b].L * P;
+        for (int64_t i = 0; i < npred; i++) dpred[i] *= 0.5f; /* the batch mean over 2 samples */
+        for (int64_t i = 0; i < nl * V; i++) dlogits[i] *= 0.5f;
+        CHECKF(hd_uit_train_backward(tm, dpred, dlogits, &e) == 0, "%s", e.msg);
+    }
+    double worst = 0;
+    for (int i = 0; i < np; i++) {
+        int64_t n = params[i].grad.rows * params[i].grad.cols;
+        float *g = malloc((size_t)n * 4);
+        be->ops->read(be, &params[i].grad, g);
+        double num = 0, den = 0;
+        for (int64_t j = 0; j < n; j++) {
+            num += ((double)g[j] - packed[i][j]) * ((double)g[j] - packed[i][j]);
+            den += (double)packed[i][j] * packed[i][j];
+        }
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (rel > worst) worst = rel;
+        CHECKF(den > 0 && rel <= 1e-5, "%s: packed vs accumulated rel. err %.3g", params[i].name,
+               rel);
+        free(g);
+        free(packed[i]);
+    }
+    printf("  worst packed vs accumulated rel. err %.2e\n", worst);
+    free(packed);
+    free(pred);
+    free(dpred);
+    free(logits);
+    free(dlogits);
+    hd_uit_train_free(tm);
+    hd_backend_destroy(be);
+}
+
 /* ---- interface errors ---------------------------------------------------------------------- */
 
 static void test_bad_batches_are_refused_with_one_line(void) {
@@ -600,6 +665,7 @@ int main(void) {
     RUN_TEST(test_loss_and_every_gradient_match_pytorch_reference);
     RUN_TEST(test_trainable_model_forward_matches_inference_model);
     RUN_TEST(test_gradients_match_finite_differences_on_a_small_model);
+    RUN_TEST(test_packed_batch_gradients_equal_accumulated_single_samples);
     RUN_TEST(test_bad_batches_are_refused_with_one_line);
     return hd_test_finish();
 }

@@ -229,7 +229,8 @@ int hd_uit_train_create(hd_uit_train **out, hd_backend *be, const hd_config *cfg
     *out = NULL;
     if (!hd_backend_can_train(be))
         return hd_fail(e, HD_EUNSUPPORTED, "backend %s: no training ops", be->ops->name);
-    if (!st && !(init_std > 0 && isfinite(init_std)))
+    int random_init = !st || (with_lm_head && !hd_st_find(st, "lm_head.weight"));
+    if (random_init && !(init_std > 0 && isfinite(init_std)))
         return hd_fail(e, HD_EINVAL, "model: init_std %g must be positive", (double)init_std);
     int64_t patch_dim, bottleneck, freq = 256;
     if (st) {
