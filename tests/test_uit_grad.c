@@ -351,6 +351,8 @@ static void test_trainable_model_forward_matches_inference_model(void) {
                 nk += ((double)a[i] - c[k * L * P + i]) * ((double)a[i] - c[k * L * P + i]);
             if (sqrt(nk / den) > worst_packed) worst_packed = sqrt(nk / den);
         }
+        printf("  fp32 vs bf16-bound inference %.2e, packed training forward vs inference %.2e\n",
+               sqrt(num / den), worst_packed);
         CHECKF(sqrt(num / den) <= 1e-6, "fp32 vs bf16-bound inference: rel. err %.3g",
                sqrt(num / den));
         CHECKF(worst_packed <= 1e-5, "packed training forward vs inference: rel. err %.3g",
@@ -813,6 +815,12 @@ static void test_bad_batches_are_refused_with_one_line(void) {
     small_config(&cfg);
     hd_backend *be = make_backend();
     hd_uit_train *tm = NULL;
+    CHECK(hd_uit_train_create(&tm, be, &cfg, NULL, 1, 0.0f, 0, &e) < 0 && tm == NULL);
+    CHECK(strstr(e.msg, "init_std") != NULL);
+    cfg.text.num_heads = 3; /* not a multiple of the 2 KV heads */
+    CHECK(hd_uit_train_create(&tm, be, &cfg, NULL, 1, 0.1f, 0, &e) < 0 && tm == NULL);
+    CHECK(strstr(e.msg, "config") != NULL);
+    cfg.text.num_heads = 4;
     CHECK(hd_uit_train_create(&tm, be, &cfg, NULL, 1, 0.1f, 0, &e) == 0);
     if (!tm) {
         hd_backend_destroy(be);

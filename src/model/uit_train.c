@@ -169,14 +169,19 @@ static int list_params(hd_uit_train *tm, hd_error *e) {
 }
 
 /* Reads a checkpoint tensor of shape [rows, cols] (or [cols] for rows == 1) into host. */
-static int read_tensor(const hd_st_tensor *t, const hd_uit_param *p, float *host, hd_error *e) {
+static int read_tensor(const hd_safetensors *st, const hd_st_tensor *t, const hd_uit_param *p,
+                       float *host, hd_error *e) {
     int64_t rows = p->w->rows, cols = p->w->cols;
+    const char *file = t->file >= 0 && t->file < st->n_files && st->files[t->file].path
+                           ? st->files[t->file].path : "model";
     int ok = (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) ||
              (t->ndim == 1 && rows == 1 && t->shape[0] == cols);
     if (!ok)
-        return hd_fail(e, HD_EMISMATCH, "model: tensor '%s': shape does not match [%lld, %lld]",
-                       p->name, (long long)rows, (long long)cols);
-    return hd_st_read_f32(t, host, (size_t)(rows * cols), e);
+        return hd_fail(e, HD_EMISMATCH, "%s: tensor '%s': shape does not match [%lld, %lld]",
+                       file, p->name, (long long)rows, (long long)cols);
+    int rc = hd_st_read_f32(t, host, (size_t)(rows * cols), e);
+    if (rc < 0) hd_error_prefix(e, "%s", file);
+    return rc;
 }
 
 /* Allocates every weight as float32 and fills it from st or the seeded initialisation. */
@@ -206,7 +211,7 @@ static int fill_weights(hd_uit_train *tm, const hd_safetensors *st, uint64_t see
             break;
         }
         if (t) {
-            rc = read_tensor(t, p, host, e);
+            rc = read_tensor(st, t, p, host, e);
         } else if (tm->kinds[i] == KIND_MATRIX) {
             hd_torch_gen_randn(&gen, host, n);
             for (size_t j = 0; j < n; j++) host[j] *= std;
