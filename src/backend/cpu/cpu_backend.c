@@ -28,6 +28,8 @@ const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_scalar, .attn_scores = hd_attn_scores_scalar,
     .attn_softmax = hd_attn_softmax_scalar, .attn_pv = hd_attn_pv_scalar,
     .vexp = hd_vexp_scalar,
+    .train = {hd_adamw_row_scalar, hd_silu_grad_row_scalar, hd_rms_grad_row_scalar, hd_axpby_row_scalar,
+              hd_sum_squares_row_scalar},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx2 = {
@@ -37,6 +39,8 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_avx2, .attn_scores = hd_attn_scores_avx2,
     .attn_softmax = hd_attn_softmax_avx2, .attn_pv = hd_attn_pv_avx2,
     .vexp = hd_vexp_avx2,
+    .train = {hd_adamw_row_avx2, hd_silu_grad_row_avx2, hd_rms_grad_row_avx2, hd_axpby_row_avx2,
+              hd_sum_squares_row_avx2},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
@@ -47,6 +51,8 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
+              hd_sum_squares_row_avx512},
 };
 
 /* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */
@@ -58,6 +64,8 @@ const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
+              hd_sum_squares_row_avx512},
 };
 
 /* ---- helpers ---- */

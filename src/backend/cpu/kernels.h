@@ -47,6 +47,33 @@ typedef float (*hd_attn_softmax_fn)(float *s, int n_valid, float scale, float *m
  * float range (including -inf) give 0. */
 typedef void (*hd_vexp_fn)(float *x, int64_t n);
 
+/* Training row kernels (grad_rows.h, one instance per ISA); see the ops in backend.h. */
+typedef struct hd_cpu_train_rows {
+    void (*adamw)(int64_t n, float *w, const float *g, float *m, float *v,
+                  const hd_adamw_step *p);
+    /* up != NULL: o1 = dy·up·silu'(x), o2 = dy·silu(x); up == NULL: o1 = dy·silu'(x) */
+    void (*silu_grad)(int64_t n, const float *dy, const float *x, const float *up, float *o1,
+                      float *o2);
+    /* one RMSNorm group of g values; dw accumulates */
+    void (*rms_grad)(int64_t g, const float *x, const float *dy, const float *w, float eps,
+                     int accumulate, float *dx, float *dw);
+    void (*axpby)(int64_t n, float a, const float *x, float b, float *y);
+    double (*sum_squares)(int64_t n, const float *x);
+} hd_cpu_train_rows;
+
+#define HD_TRAIN_ROWS_DECL(sfx)                                                              \
+    void hd_adamw_row_##sfx(int64_t n, float *w, const float *g, float *m, float *v,        \
+                            const hd_adamw_step *p);                                        \
+    void hd_silu_grad_row_##sfx(int64_t n, const float *dy, const float *x, const float *up, \
+                                float *o1, float *o2);                                      \
+    void hd_rms_grad_row_##sfx(int64_t g, const float *x, const float *dy, const float *w,  \
+                               float eps, int accumulate, float *dx, float *dw);            \
+    void hd_axpby_row_##sfx(int64_t n, float a, const float *x, float b, float *y);         \
+    double hd_sum_squares_row_##sfx(int64_t n, const float *x);
+HD_TRAIN_ROWS_DECL(scalar)
+HD_TRAIN_ROWS_DECL(avx2)
+HD_TRAIN_ROWS_DECL(avx512)
+
 typedef struct hd_cpu_kernels {
     int isa;
     int mr, nr;     /* GEMM micro-tile */
@@ -61,6 +88,7 @@ typedef struct hd_cpu_kernels {
     hd_attn_softmax_fn attn_softmax;
     hd_attn_pv_fn attn_pv;
     hd_vexp_fn vexp;
+    hd_cpu_train_rows train;
 } hd_cpu_kernels;
 
 extern const hd_cpu_kernels hd_cpu_kernels_scalar;
