@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
     }
     static const struct { int64_t M, N, K; } lin[] = {
         {256, 512, 512}, {256, 1536, 512}, {256, 512, 1536}, {300, 256, 256}, {1024, 512, 512},
+        {100, 512, 512}, {64, 256, 256}, {128, 1024, 256},
     };
     for (const char *p = threads; *p;) {
         int nt = atoi(p);

@@ -158,18 +158,14 @@ void hd_cpu_linear_dx(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const 
 typedef struct db_job {
     hd_tensor *db;
     const hd_tensor *dy;
+    const hd_cpu_train_rows *k;
 } db_job;
 
 /* db[c] += Σ_rows dy[r][c] over a range of columns (threaded by column, so no races). */
 static void db_cols(void *ctx, int64_t c0, int64_t c1, int thread) {
     db_job *j = ctx;
-    float *db = j->db->data;
-    for (int64_t c = c0; c < c1; c++) {
-        double s = 0;
-        for (int64_t r = 0; r < j->dy->rows; r++)
-            s += ((const float *)j->dy->data)[r * j->dy->stride + c];
-        db[c] += (float)s;
-    }
+    j->k->col_sum(j->dy->rows, c1 - c0, (const float *)j->dy->data + c0, j->dy->stride,
+                  (float *)j->db->data + c0);
 }
 
 void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
@@ -178,7 +174,7 @@ void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_ten
     int64_t N = dw->rows, K = dw->cols, M = dy->rows;
     if (M <= 0) return;
     if (db) {
-        db_job j = {db, dy};
+        db_job j = {db, dy, &cpu->k->train};
         hd_cpu_for_rows(cpu, N, M, db_cols, &j);
     }
     if (N <= 0 || K <= 0) return;

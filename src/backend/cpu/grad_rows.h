@@ -116,3 +116,44 @@ double ROWFN(hd_sum_squares_row)(int64_t n, const float *x) {
     }
     return vsum_d(&acc);
 }
+
+/* One attention-backward tile of rows × HD_ATTN_BK scores (s) and dO·V products (dp): entry
+ * (r, j) is visible iff lo[r] <= j < hi[r]; with L = lse_r[r] + lse_c[j] and
+ * δ = d_r[r] + d_c[j] (each array NULL when zero), it leaves s = P = exp(s·scale − L) (0 where
+ * hidden) and dp = dS·scale = P·(dp − δ)·scale. */
+void ROWFN(hd_attn_grad_tile)(int rows, float *s, float *dp, const float *lse_r,
+                              const float *d_r, const float *lse_c, const float *d_c,
+                              const int *lo, const int *hi, float scale) {
+    const vf sc = vsplat(scale);
+    for (int r = 0; r < rows; r++) {
+        float *sr = s + r * HD_ATTN_BK;
+        const vf L = vsplat(lse_r ? lse_r[r] : 0.0f);
+        for (int j = 0; j < HD_ATTN_BK; j += VW) {
+            vf a = vload_n(sr + j, VW) * sc - L;
+            if (lse_c) a -= vload_n(lse_c + j, VW);
+            vstore_n(sr + j, a, VW);
+        }
+        for (int j = 0; j < lo[r] && j < HD_ATTN_BK; j++) sr[j] = -INFINITY;
+        for (int j = hi[r] > 0 ? hi[r] : 0; j < HD_ATTN_BK; j++) sr[j] = -INFINITY;
+    }
+    VEXP(s, (int64_t)rows * HD_ATTN_BK);
+    for (int r = 0; r < rows; r++) {
+        float *sr = s + r * HD_ATTN_BK, *dr = dp + r * HD_ATTN_BK;
+        const vf D = vsplat(d_r ? d_r[r] : 0.0f);
+        for (int j = 0; j < HD_ATTN_BK; j += VW) {
+            vf d = vload_n(dr + j, VW) - D;
+            if (d_c) d -= vload_n(d_c + j, VW);
+            vstore_n(dr + j, vload_n(sr + j, VW) * d * sc, VW);
+        }
+    }
+}
+
+/* acc[j] += Σ_r x[r·ld + j] for j < n (bias gradients), in double lanes */
+void ROWFN(hd_col_sum)(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc) {
+    for (int64_t j = 0; j < n; j += VW) {
+        int64_t k = n - j < VW ? n - j : VW;
+        vd s = {0};
+        for (int64_t r = 0; r < rows; r++) s += __builtin_convertvector(vload_n(x + r * ld + j, k), vd);
+        vstore_n(acc + j, vload_n(acc + j, k) + __builtin_convertvector(s, vf), k);
+    }
+}

@@ -59,6 +59,12 @@ typedef struct hd_cpu_train_rows {
                      int accumulate, float *dx, float *dw);
     void (*axpby)(int64_t n, float a, const float *x, float b, float *y);
     double (*sum_squares)(int64_t n, const float *x);
+    /* attention backward: probabilities and score gradients of a tile (grad_rows.h) */
+    void (*attn_grad_tile)(int rows, float *s, float *dp, const float *lse_r, const float *d_r,
+                           const float *lse_c, const float *d_c, const int *lo, const int *hi,
+                           float scale);
+    /* acc[j] += Σ_r x[r·ld + j] for j < n */
+    void (*col_sum)(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc);
 } hd_cpu_train_rows;
 
 #define HD_TRAIN_ROWS_DECL(sfx)                                                              \
@@ -69,7 +75,11 @@ typedef struct hd_cpu_train_rows {
     void hd_rms_grad_row_##sfx(int64_t g, const float *x, const float *dy, const float *w,  \
                                float eps, int accumulate, float *dx, float *dw);            \
     void hd_axpby_row_##sfx(int64_t n, float a, const float *x, float b, float *y);         \
-    double hd_sum_squares_row_##sfx(int64_t n, const float *x);
+    double hd_sum_squares_row_##sfx(int64_t n, const float *x);                             \
+    void hd_attn_grad_tile_##sfx(int rows, float *s, float *dp, const float *lse_r,          \
+                                 const float *d_r, const float *lse_c, const float *d_c,     \
+                                 const int *lo, const int *hi, float scale);                 \
+    void hd_col_sum_##sfx(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc);
 HD_TRAIN_ROWS_DECL(scalar)
 HD_TRAIN_ROWS_DECL(avx2)
 HD_TRAIN_ROWS_DECL(avx512)
