@@ -25,8 +25,9 @@ static double frand(double lo, double hi) { return (double)(float)(lo + (hi - lo
 typedef struct cfg {
     hd_backend *be;
     int isa, threads;
+    int gemm_bf16; /* the bf16 linear option: gradients must stay float32 regardless */
 } cfg;
-static cfg cfgs[9];
+static cfg cfgs[10];
 static int n_cfg;
 
 /* ---- host matrices (double) ---- */
@@ -108,9 +109,9 @@ static void check_close(const cfg *c, const char *what, const dev *got, const ma
                 wi = i, wj = j, g_at = g, r_at = r;
             }
         }
-    CHECKF(worst <= 1.0, "%s [%s, %d threads]: worst %.3g at (%lld,%lld) got %.9g want %.9g",
-           what, hd_cpu_isa_name(c->isa), c->threads, worst, (long long)wi, (long long)wj, g_at,
-           r_at);
+    CHECKF(worst <= 1.0, "%s [%s%s, %d threads]: worst %.3g at (%lld,%lld) got %.9g want %.9g",
+           what, hd_cpu_isa_name(c->isa), c->gemm_bf16 ? "+bf16" : "", c->threads, worst,
+           (long long)wi, (long long)wj, g_at, r_at);
 }
 
 /* ================= double-precision references ================= */
@@ -662,6 +663,16 @@ int main(void) {
             n_cfg++;
             CHECK(hd_backend_can_train(c->be));
         }
+    }
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (hd_cpu_isa_supported(HD_ISA_AVX512) && f.avx512bf16) {
+        hd_backend_options o = {.n_threads = 2, .isa = HD_ISA_AVX512, .gemm_bf16 = 1};
+        hd_error e = {0};
+        cfg *c = &cfgs[n_cfg];
+        *c = (cfg){NULL, HD_ISA_AVX512, 2, 1};
+        CHECKF(hd_backend_create(&c->be, "cpu", &o, &e) == 0, "%s", e.msg);
+        if (c->be) n_cfg++;
     }
 #define RUN_ALL(fn)                                                                    \
     do {                                                                               \
