@@ -143,7 +143,7 @@ typedef struct hd_backend_ops {
                           int head_dim, float scale, hd_attn_mask mask);
     /* Flash-style backward (recomputes probabilities from lse, never Sq×Sk): dq = , dk = ,
      * dv = (overwritten; dk/dv summed over the query heads that share a kv head). out and lse
-     * are the forward's. */
+     * are the forward's. dq, dk, dv must not alias each other or any input. */
     void (*attention_backward)(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
                                const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
                                const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,

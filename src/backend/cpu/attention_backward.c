@@ -104,30 +104,45 @@ typedef struct tiles {
 } tiles;
 
 /* Packs rows_pad rows starting at query i0 of kv head kvh: q and dO (zero-padded to hdp),
- * lse, D = dO·O and the key limit (0 for padding rows and rows without any key). */
+ * lse, D (stashed in dq by d_rows) and the key limit (0 for padding rows and rows without any
+ * key). */
 static void pack_rows(const tiles *t, int kvh, int64_t i0, int64_t rows, int64_t rows_pad,
                       float *qp, float *dop, float *lse, float *D, int64_t *lim) {
     const attnb_job *a = t->a;
     const int hd = a->hd, hdp = t->hdp, G = a->G;
     for (int64_t r = 0; r < rows_pad; r++) {
         float *qr = qp + r * hdp, *dr = dop + r * hdp;
-        memset(qr, 0, (size_t)hdp * sizeof(float));
-        memset(dr, 0, (size_t)hdp * sizeof(float));
         lim[r] = 0;
         lse[r] = 0.0f;
         D[r] = 0.0f;
-        if (r >= rows) continue;
+        if (r >= rows) {
+            memset(qr, 0, (size_t)hdp * sizeof(float));
+            memset(dr, 0, (size_t)hdp * sizeof(float));
+            continue;
+        }
         int64_t i = i0 + r / G;
         int h = kvh * G + (int)(r % G);
         memcpy(qr, a->q + i * a->ldq + (int64_t)h * hd, (size_t)hd * sizeof(float));
         memcpy(dr, a->dout + i * a->lddo + (int64_t)h * hd, (size_t)hd * sizeof(float));
-        const float *o = a->out + i * a->ldo + (int64_t)h * hd;
-        double d = 0;
-        for (int c = 0; c < hd; c++) d += (double)dr[c] * o[c];
-        D[r] = (float)d;
+        memset(qr + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        memset(dr + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        D[r] = a->dq[i * a->lddq + (int64_t)h * hd];
         lse[r] = a->lse[i * a->ldl + h];
         lim[r] = lse[r] > -INFINITY ? key_limit(a, i) : 0;
     }
+}
+
+/* D[i][h] = dO·O, computed once and stashed in dq[i][h·hd] (dq is written last, by the dQ pass,
+ * whose tasks each read only the D of the rows and heads they later overwrite). */
+static void d_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    const tiles *t = ctx;
+    const attnb_job *a = t->a;
+    for (int64_t i = r0; i < r1; i++)
+        for (int h = 0; h < a->Hq; h++) {
+            int64_t c = (int64_t)h * a->hd;
+            a->dq[i * a->lddq + c] =
+                (float)t->kn->train.dot(a->hd, a->dout + i * a->lddo + c, a->out + i * a->ldo + c);
+        }
 }
 
 /* dQ of one kv head × one tile of queries: dQ = Σ over key blocks of dS·K, with S = Q·Kᵀ and
@@ -311,6 +326,7 @@ void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_
     }
     t.n_qt = (a.Sq + t.bq - 1) / t.bq;
     t.n_kb = (a.Sk + HD_ATTN_BK - 1) / HD_ATTN_BK;
-    if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
+    hd_cpu_for_rows(cpu, a.Sq, (int64_t)n_heads * head_dim, d_rows, &t);
     if (a.Sk > 0) hd_pool_run(cpu->pool, t.n_kb * n_kv_heads, dkv_task, &t);
+    if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
 }

@@ -30,7 +30,7 @@ const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .vexp = hd_vexp_scalar,
     .train = {hd_adamw_row_scalar, hd_silu_grad_row_scalar, hd_rms_grad_row_scalar, hd_axpby_row_scalar,
               hd_sum_squares_row_scalar, hd_attn_grad_tile_scalar,
-              hd_col_sum_scalar},
+              hd_col_sum_scalar, hd_dot_row_scalar},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx2 = {
@@ -42,7 +42,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .vexp = hd_vexp_avx2,
     .train = {hd_adamw_row_avx2, hd_silu_grad_row_avx2, hd_rms_grad_row_avx2, hd_axpby_row_avx2,
               hd_sum_squares_row_avx2, hd_attn_grad_tile_avx2,
-              hd_col_sum_avx2},
+              hd_col_sum_avx2, hd_dot_row_avx2},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
@@ -55,7 +55,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .vexp = hd_vexp_avx512,
     .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
               hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
-              hd_col_sum_avx512},
+              hd_col_sum_avx512, hd_dot_row_avx512},
 };
 
 /* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */
@@ -69,7 +69,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
     .vexp = hd_vexp_avx512,
     .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
               hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
-              hd_col_sum_avx512},
+              hd_col_sum_avx512, hd_dot_row_avx512},
 };
 
 /* ---- helpers ---- */

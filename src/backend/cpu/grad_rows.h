@@ -157,3 +157,14 @@ void ROWFN(hd_col_sum)(int64_t rows, int64_t n, const float *x, int64_t ld, floa
         vstore_n(acc + j, vload_n(acc + j, k) + __builtin_convertvector(s, vf), k);
     }
 }
+
+/* Σ a·b in double lanes */
+double ROWFN(hd_dot_row)(int64_t n, const float *a, const float *b) {
+    vd acc = {0};
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t k = n - i < VW ? n - i : VW;
+        acc += __builtin_convertvector(vload_n(a + i, k), vd) *
+               __builtin_convertvector(vload_n(b + i, k), vd);
+    }
+    return vsum_d(&acc);
+}

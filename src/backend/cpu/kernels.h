@@ -65,6 +65,7 @@ typedef struct hd_cpu_train_rows {
                            float scale);
     /* acc[j] += Σ_r x[r·ld + j] for j < n */
     void (*col_sum)(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc);
+    double (*dot)(int64_t n, const float *a, const float *b);
 } hd_cpu_train_rows;
 
 #define HD_TRAIN_ROWS_DECL(sfx)                                                              \
@@ -79,7 +80,8 @@ typedef struct hd_cpu_train_rows {
     void hd_attn_grad_tile_##sfx(int rows, float *s, float *dp, const float *lse_r,          \
                                  const float *d_r, const float *lse_c, const float *d_c,     \
                                  const int *lo, const int *hi, float scale);                 \
-    void hd_col_sum_##sfx(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc);
+    void hd_col_sum_##sfx(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc); \
+    double hd_dot_row_##sfx(int64_t n, const float *a, const float *b);
 HD_TRAIN_ROWS_DECL(scalar)
 HD_TRAIN_ROWS_DECL(avx2)
 HD_TRAIN_ROWS_DECL(avx512)
