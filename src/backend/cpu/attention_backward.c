@@ -3,7 +3,11 @@
  *   dV_j = Σ_i P_ij dO_i,  dS_ij = P_ij (dO_i·V_j − D_i),  dQ_i = scale Σ_j dS_ij K_j,
  *   dK_j = scale Σ_i dS_ij Q_i   (summed over the query heads sharing a kv head).
  * Two passes so that every output element has a single writer (no races, deterministic):
- * one over (query row, head) for dQ, one over (key row, kv head) for dK and dV. */
+ * tasks of (kv head × key block) for dK and dV, then tasks of (kv head × query tile) for dQ;
+ * both recompute P and dS tile by tile on the forward's ISA kernels (attn_scores, attn_pv,
+ * attn_pack_kt) and the attn_grad_tile row kernel. The recomputation costs 7 tile products
+ * where a racy single pass would need 5. Head dims too large for the scratch tiles take the
+ * row-by-row passes below instead. */
 #include <math.h>
 #include <string.h>
 
@@ -30,6 +34,8 @@ static inline float dot(const float *a, const float *b, int n) {
     for (int d = 0; d < n; d++) s += a[d] * b[d];
     return s;
 }
+
+/* ---- row-by-row passes (fallback) ---- */
 
 static void naive_dq_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const attnb_job *a = ctx;
