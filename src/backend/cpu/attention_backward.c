@@ -106,7 +106,7 @@ typedef struct tiles {
     const hd_cpu_kernels *kn;
     int hdp, RB;
     int64_t bq, n_qt; /* dQ pass: queries per task, query tiles */
-    int64_t n_kb;     /* dK/dV pass: key blocks */
+    int64_t bk, n_kb; /* dK/dV pass: keys per task (<= HD_ATTN_BK), key blocks */
 } tiles;
 
 /* Packs rows_pad rows starting at query i0 of kv head kvh: q and dO (zero-padded to hdp),
@@ -230,8 +230,8 @@ static void dkv_task(void *ctx, int64_t task, int thread) {
     const int64_t BK = HD_ATTN_BK, kpad = (BK + RB - 1) / RB * RB;
     int64_t kb = task / a->Hkv; /* early (causal: heavy) key blocks first */
     int kvh = (int)(task % a->Hkv);
-    int64_t j0 = kb * BK;
-    int nk = (int)(a->Sk - j0 < BK ? a->Sk - j0 : BK);
+    int64_t j0 = kb * t->bk;
+    int nk = (int)(a->Sk - j0 < t->bk ? a->Sk - j0 : t->bk);
     if (nk <= 0) return;
 
     float *kp = t->cpu->scratch[thread]; /* kpad × hdp */
@@ -330,8 +330,20 @@ void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_
         hd_cpu_for_rows(cpu, a.Sk * n_kv_heads, a.Sq * head_dim, naive_dkv_rows, &a);
         return;
     }
+    /* Smaller tiles when the shape gives too few tasks to keep the threads busy (each task
+     * repacks its operands, so tiles are not made smaller than that needs). */
+    int64_t want = 4 * (int64_t)cpu->n_threads;
+    if (cpu->n_threads > 1) {
+        int64_t per_head = (want + n_kv_heads - 1) / n_kv_heads;
+        int64_t bq = (a.Sq + per_head - 1) / per_head, min_bq = (16 + a.G - 1) / a.G;
+        if (bq < min_bq) bq = min_bq;
+        if (bq < t.bq) t.bq = bq;
+    }
+    t.bk = HD_ATTN_BK;
+    while (cpu->n_threads > 1 && t.bk > 16 && (a.Sk + t.bk - 1) / t.bk * n_kv_heads < want)
+        t.bk /= 2;
     t.n_qt = (a.Sq + t.bq - 1) / t.bq;
-    t.n_kb = (a.Sk + HD_ATTN_BK - 1) / HD_ATTN_BK;
+    t.n_kb = (a.Sk + t.bk - 1) / t.bk;
     hd_cpu_for_rows(cpu, a.Sq, (int64_t)n_heads * head_dim, d_rows, &t);
     if (a.Sk > 0) hd_pool_run(cpu->pool, t.n_kb * n_kv_heads, dkv_task, &t);
     if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
