@@ -9,6 +9,7 @@
 /* ---- kernel tables ---- */
 static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
+static void pack_at_scalar(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
 
 /* Must match the tile sizes hard-wired in gemm.c's scalar micro-kernel. */
 #define SCALAR_MR 4
@@ -20,11 +21,15 @@ static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float
 static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp) {
     hd_gemm_pack_b_generic(dt, w, ldw, nr, kc, bp, SCALAR_NR);
 }
+static void pack_at_scalar(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
+    hd_gemm_pack_at_generic(a, lda, mr, kc, ap, SCALAR_MR, 1);
+}
 
 const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .isa = HD_ISA_SCALAR,
     .mr = SCALAR_MR, .nr = SCALAR_NR, .ku = 1, .kc = 256, .nc = 256,
     .gemm_ukr = hd_gemm_ukr_scalar, .pack_a = pack_a_scalar, .pack_b = pack_b_scalar,
+    .pack_a_t = pack_at_scalar,
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_scalar, .attn_scores = hd_attn_scores_scalar,
     .attn_softmax = hd_attn_softmax_scalar, .attn_pv = hd_attn_pv_scalar,
     .vexp = hd_vexp_scalar,
@@ -37,6 +42,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .isa = HD_ISA_AVX2,
     .mr = 6, .nr = 16, .ku = 8, .kc = 256, .nc = 512,
     .gemm_ukr = hd_gemm_ukr_avx2, .pack_a = hd_gemm_pack_a_avx2, .pack_b = hd_gemm_pack_b_avx2,
+    .pack_a_t = hd_gemm_pack_at_avx2,
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_avx2, .attn_scores = hd_attn_scores_avx2,
     .attn_softmax = hd_attn_softmax_avx2, .attn_pv = hd_attn_pv_avx2,
     .vexp = hd_vexp_avx2,
@@ -49,7 +55,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .isa = HD_ISA_AVX512,
     .mr = 14, .nr = 32, .ku = 16, .kc = 384, .nc = 384,
     .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
-    .pack_b = hd_gemm_pack_b_avx512,
+    .pack_b = hd_gemm_pack_b_avx512, .pack_a_t = hd_gemm_pack_at_avx512,
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,

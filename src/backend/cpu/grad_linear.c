@@ -22,20 +22,15 @@ typedef struct operand {
     int trans;
 } operand;
 
-/* The packed A order is ap[((k/ku)·MR + i)·ku + k%ku], zero past mr rows and kc values. */
-static void pack_a_trans(const hd_cpu_kernels *kn, const float *a, int64_t lda, int mr,
-                         int64_t kc, int64_t kcp, float *ap) {
-    const int MR = kn->mr, KU = kn->ku;
+/* The packed A order is ap[((k/ku)·MR + i)·ku + k%ku], zero past mr rows and kc values
+ * (portable version of the ISA's pack_a_t). */
+void hd_gemm_pack_at_generic(const float *a, int64_t lda, int mr, int64_t kc, float *ap, int MR,
+                             int KU) {
+    int64_t kcp = (kc + KU - 1) / KU * KU;
     for (int64_t k = 0; k < kcp; k++) {
         float *dst = ap + (k / KU) * MR * KU + k % KU;
-        if (k < kc) {
-            const float *src = a + k * lda;
-            int i = 0;
-            for (; i < mr; i++) dst[i * KU] = src[i];
-            for (; i < MR; i++) dst[i * KU] = 0.0f;
-        } else {
-            for (int i = 0; i < MR; i++) dst[i * KU] = 0.0f;
-        }
+        const float *src = a + k * lda;
+        for (int i = 0; i < MR; i++) dst[i * KU] = k < kc && i < mr ? src[i] : 0.0f;
     }
 }
 
@@ -97,8 +92,8 @@ static void ggemm_task(void *ctx, int64_t t, int thread) {
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
             if (g->a.trans)
-                pack_a_trans(kn, (const float *)(g->a.p + (size_t)(pc * g->a.ld + ir) * esa),
-                             g->a.ld, mr, kc, kcp, ap);
+                kn->pack_a_t((const float *)(g->a.p + (size_t)(pc * g->a.ld + ir) * esa),
+                             g->a.ld, mr, kc, ap);
             else
                 kn->pack_a((const float *)(g->a.p + (size_t)(ir * g->a.ld + pc) * esa), g->a.ld,
                            mr, kc, ap);

@@ -27,7 +27,8 @@ typedef void (*hd_gemm_ukr_fn)(int64_t kcp, const float *ap, const float *bp, fl
  * element at w) over kc columns into a kcp×NR panel, converting to float32. */
 typedef void (*hd_gemm_pack_b_fn)(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                                   float *bp);
-/* Packs rows 0..mr-1 (mr <= MR) of x (row stride ldx) over kc columns into an MR×kcp panel. */
+/* Packs rows 0..mr-1 (mr <= MR) of x (row stride ldx) over kc columns into an MR×kcp panel.
+ * The pack_a_t variant reads a k-major source instead: row i, column k at x[k*ldx + i]. */
 typedef void (*hd_gemm_pack_a_fn)(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 
 /* Attention: s[r][j] = Σ_d q[r][d]·kt[d][j] for r < RB, j < HD_ATTN_BK, d < hd; q rows at
@@ -94,6 +95,7 @@ typedef struct hd_cpu_kernels {
     hd_gemm_ukr_fn gemm_ukr;
     hd_gemm_pack_a_fn pack_a;
     hd_gemm_pack_b_fn pack_b;
+    hd_gemm_pack_a_fn pack_a_t; /* gradients (grad_linear.c); NULL in the bf16 table */
     int attn_rb; /* query rows per attention kernel call */
     hd_attn_pack_kt_fn attn_pack_kt;
     hd_attn_scores_fn attn_scores;
@@ -112,6 +114,10 @@ extern const hd_cpu_kernels hd_cpu_kernels_avx512_bf16; /* AVX-512 with the bf16
 void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR);
 void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                             float *bp, int NR);
+void hd_gemm_pack_at_generic(const float *a, int64_t lda, int mr, int64_t kc, float *ap, int MR,
+                             int KU);
+void hd_gemm_pack_at_avx2(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
+void hd_gemm_pack_at_avx512(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
 void hd_gemm_ukr_scalar(int64_t kcp, const float *ap, const float *bp, float *c, int64_t ldc,
                         int mr, int nr, int first, const float *bias);
 void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s);
