@@ -4,9 +4,9 @@
  *   dx[M,K]  = dy[M,N] · (Wᵀ)ᵀ : A = dy (as stored), B(j,k) = W[k][j]   (B transposed)
  *   dW[N,K] += (dyᵀ) · (xᵀ)ᵀ   : A(i,k) = dy[k][i], B(j,k) = x[k][j]    (both transposed)
  * The ISA micro-kernels only see packed panels, so only the packers differ: a transposed B
- * source is already "k-major" and packs by copying NR-wide row pieces, a transposed A source is
- * gathered column-wise into the ISA's A panel order (documented in gemm_avx2.c/gemm_avx512.c:
- * blocks of ku k-values, the MR rows one after the other; the scalar order is the ku = 1 case).
+ * source is already "k-major" and packs by copying NR-wide row pieces (the B order bp[k·NR + j]
+ * is the same for every ISA); a transposed A source goes through the ISA's pack_a_t, which
+ * transposes small blocks into its A panel order (gemm_grad_avx2.c, gemm_grad_avx512.c).
  * Gradients are float32 throughout: a backend using the bf16 GEMM (gemm_bf16 option) still
  * takes its gradients through the float32 AVX-512 kernels. */
 #include <string.h>
