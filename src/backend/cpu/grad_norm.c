@@ -2,7 +2,8 @@
  *   dx_i = r·w_i·dy_i − x_i·r³/g · Σ_j w_j·dy_j·x_j        dw_i += Σ_groups dy_i·x_i·r
  * The forward's statistics are recomputed (grad_rows.h). dw is reduced
  * deterministically: rows are split into a fixed number of chunks (by shape and thread count),
- * each chunk writes its own partial and the partials are summed in chunk order. */
+ * each chunk writes its own partial and the partials are summed in chunk order. dw may be NULL
+ * (a frozen weight). */
 #include <math.h>
 
 #include "backend/cpu/kernels.h"
@@ -61,8 +62,8 @@ void hd_cpu_rmsnorm_backward(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const
     n_chunks = (rows + j.chunk - 1) / j.chunk;
     if (n_chunks == 1) rmsb_chunk(&j, 0, 0);
     else hd_pool_run(cpu->pool, n_chunks, rmsb_chunk, &j);
-    float *dwp = dw->data;
-    for (int64_t i = 0; i < g; i++) {
+    float *dwp = dw ? dw->data : NULL;
+    for (int64_t i = 0; dwp && i < g; i++) {
         float s = 0.0f;
         for (int64_t t = 0; t < n_chunks; t++) s += j.partials[t * g + i];
         dwp[i] += s;
