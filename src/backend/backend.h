@@ -132,8 +132,8 @@ typedef struct hd_backend_ops {
     void (*linear_dw)(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
                       const hd_tensor *x);
     /* Backward of y = rmsnorm(x, w, eps) (groups of g = w->cols, as rmsnorm):
-     * dx = (accumulate ? dx : 0) + ∂/∂x, dw[1,g] += ∂/∂w. x is the forward input; dx may alias
-     * dy when accumulate is 0. */
+     * dx = (accumulate ? dx : 0) + ∂/∂x, dw[1,g] += ∂/∂w (dw may be NULL). x is the forward
+     * input; dx may alias dy when accumulate is 0. */
     void (*rmsnorm_backward)(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const hd_tensor *dy,
                              const hd_tensor *x, const hd_tensor *w, float eps, int accumulate);
     /* attention (same contract) that also writes lse[Sq, Hq]: the natural-log sum of
