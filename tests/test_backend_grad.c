@@ -479,6 +479,7 @@ typedef struct attn_case {
 } attn_case;
 
 static const attn_case attn_cases[] = {
+    {1, 1, {2, 1, 8, 0.5, {0, 1}}},           /* one query, one key */
     {9, 9, {2, 1, 8, 0.35, {0, 0}}},          /* full */
     {70, 70, {4, 2, 16, 0.25, {0, 70}}},      /* causal, GQA 4/2 */
     {150, 150, {2, 1, 24, 0.2, {0, 40}}},     /* hybrid n_causal = A, GQA 2/1 */
