@@ -31,11 +31,11 @@ static void fill(hd_backend *be, hd_tensor *t, int64_t r, int64_t c) {
     for (int64_t i = 0; i < r * c; i++) p[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
 }
 
-typedef enum { L_FWD, L_DX, L_DW, A_FWD, A_BWD } op_kind;
+typedef enum { L_FWD, L_DX, L_DW, A_FWD, A_BWD, N_FWD, N_BWD, S_BWD, ADAMW } op_kind;
 
 typedef struct bcase {
     hd_backend *be;
-    hd_tensor x, w, y, dx, dw, q, k, v, o, lse, dq, dk, dv;
+    hd_tensor x, w, y, dx, dw, q, k, v, o, lse, dq, dk, dv, nw, m2, v2;
     int H, Hkv, hd;
     hd_attn_mask mask;
 } bcase;
@@ -54,6 +54,14 @@ static void run_op(bcase *b, op_kind op) {
         be->ops->attention_backward(be, &b->dq, &b->dk, &b->dv, &b->o, &b->q, &b->k, &b->v, &b->o,
                                     &b->lse, b->H, b->Hkv, b->hd, 0.125f, b->mask);
         break;
+    case N_FWD: be->ops->rmsnorm(be, &b->y, &b->x, &b->nw, 1e-6f); break;
+    case N_BWD: be->ops->rmsnorm_backward(be, &b->dx, &b->dw, &b->y, &b->x, &b->nw, 1e-6f, 1); break;
+    case S_BWD: be->ops->silu_mul_backward(be, &b->dx, &b->dw, &b->y, &b->x, &b->v2); break;
+    case ADAMW: {
+        hd_adamw_step p = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.5f, 0.5f, 1.0f};
+        be->ops->adamw(be, &b->x, &b->y, &b->m2, &b->v2, &p);
+        break;
+    }
     }
 }
 
@@ -80,6 +88,7 @@ int main(int argc, char **argv) {
     }
     static const struct { int64_t M, N, K; } lin[] = {
         {256, 512, 512}, {256, 1536, 512}, {256, 512, 1536}, {300, 256, 256}, {1024, 512, 512},
+        {100, 512, 512}, {64, 256, 256}, {128, 1024, 256},
     };
     for (const char *p = threads; *p;) {
         int nt = atoi(p);
@@ -124,6 +133,27 @@ int main(int argc, char **argv) {
                    2 * fl / tf, 5 * fl / tb, tf * 1e3, tb * 1e3);
             hd_tensor *ts[] = {&b.q, &b.k, &b.v, &b.o, &b.lse, &b.dq, &b.dk, &b.dv};
             for (int i = 0; i < 8; i++) hd_tensor_free(be, ts[i]);
+        }
+        {
+            /* element-wise training ops on a 256×512 activation (or 512×512 weight) */
+            bcase b = {.be = be};
+            fill(be, &b.x, 256, 512), fill(be, &b.y, 256, 512), fill(be, &b.dx, 256, 512);
+            fill(be, &b.dw, 256, 512), fill(be, &b.nw, 1, 512), fill(be, &b.m2, 256, 512);
+            fill(be, &b.v2, 256, 512);
+            double tn = time_op(&b, N_FWD, reps), tb = time_op(&b, N_BWD, reps);
+            hd_tensor_free(be, &b.dw);
+            fill(be, &b.dw, 1, 512);
+            tb = time_op(&b, N_BWD, reps);
+            hd_tensor_free(be, &b.dw);
+            fill(be, &b.dw, 256, 512);
+            double ts = time_op(&b, S_BWD, reps);
+            float *v2 = b.v2.data;
+            for (int64_t i = 0; i < 256 * 512; i++) v2[i] = v2[i] * v2[i];
+            double ta = time_op(&b, ADAMW, reps);
+            printf("256x512: rmsnorm fwd %.3f ms  bwd %.3f ms  silu_mul_backward %.3f ms  "
+                   "adamw %.3f ms\n", tn * 1e3, tb * 1e3, ts * 1e3, ta * 1e3);
+            hd_tensor *ts_[] = {&b.x, &b.y, &b.dx, &b.dw, &b.nw, &b.m2, &b.v2};
+            for (int i = 0; i < 7; i++) hd_tensor_free(be, ts_[i]);
         }
         hd_backend_destroy(be);
         while (*p && *p != ',') p++;

@@ -3,7 +3,11 @@
  *   dV_j = Σ_i P_ij dO_i,  dS_ij = P_ij (dO_i·V_j − D_i),  dQ_i = scale Σ_j dS_ij K_j,
  *   dK_j = scale Σ_i dS_ij Q_i   (summed over the query heads sharing a kv head).
  * Two passes so that every output element has a single writer (no races, deterministic):
- * one over (query row, head) for dQ, one over (key row, kv head) for dK and dV. */
+ * tasks of (kv head × key block) for dK and dV, then tasks of (kv head × query tile) for dQ;
+ * both recompute P and dS tile by tile on the forward's ISA kernels (attn_scores, attn_pv,
+ * attn_pack_kt) and the attn_grad_tile row kernel. The recomputation costs 7 tile products
+ * where a racy single pass would need 5. Head dims too large for the scratch tiles take the
+ * row-by-row passes below instead. */
 #include <math.h>
 #include <string.h>
 
@@ -30,6 +34,8 @@ static inline float dot(const float *a, const float *b, int n) {
     for (int d = 0; d < n; d++) s += a[d] * b[d];
     return s;
 }
+
+/* ---- row-by-row passes (fallback) ---- */
 
 static void naive_dq_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const attnb_job *a = ctx;
@@ -100,60 +106,53 @@ typedef struct tiles {
     const hd_cpu_kernels *kn;
     int hdp, RB;
     int64_t bq, n_qt; /* dQ pass: queries per task, query tiles */
-    int64_t n_kb;     /* dK/dV pass: key blocks */
+    int64_t bk, n_kb; /* dK/dV pass: keys per task (<= HD_ATTN_BK), key blocks */
 } tiles;
 
 /* Packs rows_pad rows starting at query i0 of kv head kvh: q and dO (zero-padded to hdp),
- * lse, D = dO·O and the key limit (0 for padding rows and rows without any key). */
+ * lse, D (stashed in dq by d_rows) and the key limit (0 for padding rows and rows without any
+ * key). */
 static void pack_rows(const tiles *t, int kvh, int64_t i0, int64_t rows, int64_t rows_pad,
                       float *qp, float *dop, float *lse, float *D, int64_t *lim) {
     const attnb_job *a = t->a;
     const int hd = a->hd, hdp = t->hdp, G = a->G;
     for (int64_t r = 0; r < rows_pad; r++) {
         float *qr = qp + r * hdp, *dr = dop + r * hdp;
-        memset(qr, 0, (size_t)hdp * sizeof(float));
-        memset(dr, 0, (size_t)hdp * sizeof(float));
         lim[r] = 0;
         lse[r] = 0.0f;
         D[r] = 0.0f;
-        if (r >= rows) continue;
+        if (r >= rows) {
+            memset(qr, 0, (size_t)hdp * sizeof(float));
+            memset(dr, 0, (size_t)hdp * sizeof(float));
+            continue;
+        }
         int64_t i = i0 + r / G;
         int h = kvh * G + (int)(r % G);
         memcpy(qr, a->q + i * a->ldq + (int64_t)h * hd, (size_t)hd * sizeof(float));
         memcpy(dr, a->dout + i * a->lddo + (int64_t)h * hd, (size_t)hd * sizeof(float));
-        const float *o = a->out + i * a->ldo + (int64_t)h * hd;
-        double d = 0;
-        for (int c = 0; c < hd; c++) d += (double)dr[c] * o[c];
-        D[r] = (float)d;
+        memset(qr + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        memset(dr + hd, 0, (size_t)(hdp - hd) * sizeof(float));
+        D[r] = a->dq[i * a->lddq + (int64_t)h * hd];
         lse[r] = a->lse[i * a->ldl + h];
         lim[r] = lse[r] > -INFINITY ? key_limit(a, i) : 0;
     }
 }
 
-/* One tile of RB rows against keys j0 .. j0+nk−1 (packed in kt, vt): s = P, dp = dS·scale. */
-static void tile_p_ds(const tiles *t, const float *qp, const float *dop, const float *kt,
-                      const float *vt, const float *lse, const float *D, const int64_t *lim,
-                      int64_t j0, int nk, float *s, float *dp) {
-    const hd_cpu_kernels *kn = t->kn;
-    const int RB = t->RB, hdp = t->hdp, hd = t->a->hd;
-    const float scale = t->a->scale;
-    kn->attn_scores(hd, qp, hdp, kt, s);
-    kn->attn_scores(hd, dop, hdp, vt, dp);
-    for (int r = 0; r < RB; r++) {
-        float *sr = s + r * HD_ATTN_BK;
-        int64_t nv = lim[r] - j0;
-        int n_valid = nv <= 0 ? 0 : (nv < nk ? (int)nv : nk);
-        for (int j = 0; j < n_valid; j++) sr[j] = sr[j] * scale - lse[r];
-        for (int j = n_valid; j < HD_ATTN_BK; j++) sr[j] = -INFINITY;
-    }
-    kn->vexp(s, (int64_t)RB * HD_ATTN_BK);
-    for (int r = 0; r < RB; r++) {
-        float *sr = s + r * HD_ATTN_BK, *dr = dp + r * HD_ATTN_BK;
-        for (int j = 0; j < HD_ATTN_BK; j++) dr[j] = sr[j] * (dr[j] - D[r]) * scale;
-    }
+/* D[i][h] = dO·O, computed once and stashed in dq[i][h·hd] (dq is written last, by the dQ pass,
+ * whose tasks each read only the D of the rows and heads they later overwrite). */
+static void d_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    const tiles *t = ctx;
+    const attnb_job *a = t->a;
+    for (int64_t i = r0; i < r1; i++)
+        for (int h = 0; h < a->Hq; h++) {
+            int64_t c = (int64_t)h * a->hd;
+            a->dq[i * a->lddq + c] =
+                (float)t->kn->train.dot(a->hd, a->dout + i * a->lddo + c, a->out + i * a->ldo + c);
+        }
 }
 
-/* dQ of one kv head × one tile of queries: dQ = Σ over key blocks of dS·K. */
+/* dQ of one kv head × one tile of queries: dQ = Σ over key blocks of dS·K, with S = Q·Kᵀ and
+ * dP = dO·Vᵀ computed RB query rows at a time against K and V packed transposed. */
 static void dq_task(void *ctx, int64_t task, int thread) {
     const tiles *t = ctx;
     const attnb_job *a = t->a;
@@ -175,11 +174,12 @@ static void dq_task(void *ctx, int64_t task, int thread) {
     float *s = kp + BK * hdp;            /* RB × BK */
     float *dp = s + RB * BK;             /* RB × BK */
     float *lse = dp + RB * BK, *D = lse + rows_pad, *ones = D + rows_pad; /* rows_pad, RB */
-    int64_t *lim = (int64_t *)(void *)(ones + RB + (RB & 1)); /* rows_pad */
+    int *lo = (int *)(void *)(ones + RB), *hi = lo + RB;                   /* RB, RB */
+    int64_t *lim = (int64_t *)(void *)(hi + RB + (RB & 1));                /* rows_pad */
 
     pack_rows(t, kvh, i0, rows, rows_pad, qp, dop, lse, D, lim);
     memset(dq, 0, (size_t)(rows_pad * hdp) * sizeof(float));
-    for (int r = 0; r < RB; r++) ones[r] = 1.0f;
+    for (int r = 0; r < RB; r++) ones[r] = 1.0f, lo[r] = 0;
     int64_t kend = lim[rows - 1]; /* limits grow with the row index */
     const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
@@ -194,8 +194,13 @@ static void dq_task(void *ctx, int64_t task, int thread) {
         for (int64_t rb = 0; rb < rows_pad; rb += RB) {
             int64_t last = (rb + RB < rows ? rb + RB : rows) - 1;
             if (lim[last] <= j0) continue;
-            tile_p_ds(t, qp + rb * hdp, dop + rb * hdp, kt, vt, lse + rb, D + rb, lim + rb, j0,
-                      nk, s, dp);
+            kn->attn_scores(hd, qp + rb * hdp, hdp, kt, s);
+            kn->attn_scores(hd, dop + rb * hdp, hdp, vt, dp);
+            for (int r = 0; r < RB; r++) {
+                int64_t nv = lim[rb + r] - j0;
+                hi[r] = nv <= 0 ? 0 : (nv < nk ? (int)nv : nk);
+            }
+            kn->train.attn_grad_tile(RB, s, dp, lse + rb, D + rb, NULL, NULL, lo, hi, a->scale);
             kn->attn_pv(hdp, nk, dp, kp, dq + rb * hdp, ones);
         }
     }
@@ -206,69 +211,77 @@ static void dq_task(void *ctx, int64_t task, int thread) {
     }
 }
 
-/* Rows of one dK/dV chunk: at most HD_ATTN_BK (the contraction length of attn_pv), a multiple
- * of RB. */
-static inline int64_t chunk_rows(int RB) { return HD_ATTN_BK / RB * RB; }
+/* Packs keys j0 .. j0+nk−1 of one kv head row-major into kpad rows of hdp (zero-padded). */
+static void pack_keys(const float *src, int64_t ld, int nk, int hd, int hdp, int64_t kpad,
+                      float *dst) {
+    memset(dst, 0, (size_t)(kpad * hdp) * sizeof(float));
+    for (int j = 0; j < nk; j++) memcpy(dst + (int64_t)j * hdp, src + j * ld, (size_t)hd * sizeof(float));
+}
 
-/* dK, dV of one kv head × one block of BK keys: sums over every query row that sees them of
- * dSᵀ·Q and Pᵀ·dO, one chunk of rows at a time (P and dS transposed so that attn_pv, with the
- * chunk's rows as its contraction, accumulates RB keys per call). */
+/* dK, dV of one kv head × one block of BK keys, transposed: RB keys are the tile rows and a
+ * chunk of up to BK query rows its columns, so Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ come from attn_scores
+ * against Q and dO packed transposed, and dV += Pᵀ·dO, dK += dSᵀ·Q from attn_pv with the
+ * chunk's rows as the contraction. */
 static void dkv_task(void *ctx, int64_t task, int thread) {
     const tiles *t = ctx;
     const attnb_job *a = t->a;
     const hd_cpu_kernels *kn = t->kn;
     const int G = a->G, hd = a->hd, hdp = t->hdp, RB = t->RB;
-    const int64_t BK = HD_ATTN_BK, QC = chunk_rows(RB), kpad = (BK + RB - 1) / RB * RB;
+    const int64_t BK = HD_ATTN_BK, kpad = (BK + RB - 1) / RB * RB;
     int64_t kb = task / a->Hkv; /* early (causal: heavy) key blocks first */
     int kvh = (int)(task % a->Hkv);
-    int64_t j0 = kb * BK;
-    int nk = (int)(a->Sk - j0 < BK ? a->Sk - j0 : BK);
+    int64_t j0 = kb * t->bk;
+    int nk = (int)(a->Sk - j0 < t->bk ? a->Sk - j0 : t->bk);
     if (nk <= 0) return;
 
-    float *kt = t->cpu->scratch[thread]; /* hdp × BK */
-    float *vt = kt + hdp * BK;           /* hdp × BK */
-    float *qp = vt + hdp * BK;           /* QC × hdp */
-    float *dop = qp + QC * hdp;          /* QC × hdp */
-    float *dk = dop + QC * hdp;          /* kpad × hdp */
+    float *kp = t->cpu->scratch[thread]; /* kpad × hdp */
+    float *vp = kp + kpad * hdp;         /* kpad × hdp */
+    float *dk = vp + kpad * hdp;         /* kpad × hdp */
     float *dv = dk + kpad * hdp;         /* kpad × hdp */
-    float *pt = dv + kpad * hdp;         /* kpad × BK: Pᵀ */
-    float *dst = pt + kpad * BK;         /* kpad × BK: dSᵀ */
-    float *s = dst + kpad * BK;          /* RB × BK */
+    float *qp = dv + kpad * hdp;         /* BK × hdp */
+    float *dop = qp + BK * hdp;          /* BK × hdp */
+    float *qt = dop + BK * hdp;          /* hdp × BK */
+    float *dot = qt + hdp * BK;          /* hdp × BK */
+    float *s = dot + hdp * BK;           /* RB × BK */
     float *dp = s + RB * BK;             /* RB × BK */
-    float *lse = dp + RB * BK, *D = lse + QC, *ones = D + QC; /* QC, QC, kpad */
-    int64_t *lim = (int64_t *)(void *)(ones + kpad + (kpad & 1)); /* QC */
+    float *lse = dp + RB * BK, *D = lse + BK, *ones = D + BK; /* BK, BK, RB */
+    int *lo = (int *)(void *)(ones + RB), *hi = lo + RB;      /* RB, RB */
+    int64_t *lim = (int64_t *)(void *)(hi + RB + (RB & 1));   /* BK */
 
-    const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
-    kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
-    kn->attn_pack_kt(vbase + j0 * a->ldv, a->ldv, nk, hd, vt);
+    pack_keys(a->k + j0 * a->ldk + (int64_t)kvh * hd, a->ldk, nk, hd, hdp, kpad, kp);
+    pack_keys(a->v + j0 * a->ldv + (int64_t)kvh * hd, a->ldv, nk, hd, hdp, kpad, vp);
     memset(dk, 0, (size_t)(2 * kpad * hdp) * sizeof(float));
-    memset(pt, 0, (size_t)(2 * kpad * BK) * sizeof(float));
-    for (int64_t r = 0; r < kpad; r++) ones[r] = 1.0f;
+    for (int r = 0; r < RB; r++) ones[r] = 1.0f;
 
     /* the first query that sees key j0 (limits grow with the query index) */
-    int64_t lo = 0, hi = a->Sq;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (key_limit(a, mid) > j0) hi = mid;
-        else lo = mid + 1;
+    int64_t first = 0, hi_q = a->Sq;
+    while (first < hi_q) {
+        int64_t mid = first + (hi_q - first) / 2;
+        if (key_limit(a, mid) > j0) hi_q = mid;
+        else first = mid + 1;
     }
-    int64_t qpc = QC / G > 0 ? QC / G : 1; /* queries per chunk */
-    for (int64_t i0 = lo; i0 < a->Sq; i0 += qpc) {
+    int64_t qpc = BK / G; /* queries per chunk (G <= BK) */
+    for (int64_t i0 = first; i0 < a->Sq; i0 += qpc) {
         int64_t nq = a->Sq - i0 < qpc ? a->Sq - i0 : qpc;
-        int64_t rows = nq * G, rows_pad = (rows + RB - 1) / RB * RB;
-        pack_rows(t, kvh, i0, rows, rows_pad, qp, dop, lse, D, lim);
-        for (int64_t rb = 0; rb < rows_pad; rb += RB) {
-            tile_p_ds(t, qp + rb * hdp, dop + rb * hdp, kt, vt, lse + rb, D + rb, lim + rb, j0,
-                      nk, s, dp);
-            for (int r = 0; r < RB; r++)
-                for (int j = 0; j < nk; j++) {
-                    pt[j * BK + rb + r] = s[r * BK + j];
-                    dst[j * BK + rb + r] = dp[r * BK + j];
-                }
-        }
-        for (int64_t jb = 0; jb < nk; jb += RB) {
-            kn->attn_pv(hdp, (int)rows, pt + jb * BK, dop, dv + jb * hdp, ones);
-            kn->attn_pv(hdp, (int)rows, dst + jb * BK, qp, dk + jb * hdp, ones);
+        int rows = (int)(nq * G);
+        memset(lse, 0, (size_t)(2 * BK) * sizeof(float)); /* lse, D of the padding columns */
+        pack_rows(t, kvh, i0, rows, rows, qp, dop, lse, D, lim);
+        kn->attn_pack_kt(qp, hdp, rows, hd, qt);
+        kn->attn_pack_kt(dop, hdp, rows, hd, dot);
+        int c = 0; /* first column that sees the current key */
+        for (int jb = 0; jb < nk; jb += RB) {
+            for (int r = 0; r < RB; r++) {
+                int64_t j = j0 + jb + r;
+                while (c < rows && lim[c] <= j) c++;
+                lo[r] = c;
+                hi[r] = jb + r < nk ? rows : 0;
+            }
+            if (lo[0] >= rows) break; /* later keys are hidden too */
+            kn->attn_scores(hd, kp + (int64_t)jb * hdp, hdp, qt, s);
+            kn->attn_scores(hd, vp + (int64_t)jb * hdp, hdp, dot, dp);
+            kn->train.attn_grad_tile(RB, s, dp, NULL, NULL, lse, D, lo, hi, a->scale);
+            kn->attn_pv(hdp, rows, s, dop, dv + (int64_t)jb * hdp, ones);
+            kn->attn_pv(hdp, rows, dp, qp, dk + (int64_t)jb * hdp, ones);
         }
     }
     for (int j = 0; j < nk; j++) {
@@ -282,14 +295,13 @@ static void dkv_task(void *ctx, int64_t task, int thread) {
 /* Scratch floats of each pass for head_dim padded to hdp, with rows_pad dQ rows. */
 static int64_t dq_floats(int64_t rows_pad, int hdp, int RB) {
     return 3 * rows_pad * hdp + 3 * (int64_t)hdp * HD_ATTN_BK + 2 * RB * HD_ATTN_BK +
-           4 * rows_pad + RB + 2;
+           4 * rows_pad + 3 * RB + 2;
 }
 static int64_t dkv_floats(int hdp, int RB) {
-    int64_t QC = chunk_rows(RB), kpad = (HD_ATTN_BK + RB - 1) / RB * RB;
-    return 2 * (int64_t)hdp * HD_ATTN_BK + 2 * QC * hdp + 2 * kpad * hdp + 2 * kpad * HD_ATTN_BK +
-           2 * RB * HD_ATTN_BK + 4 * QC + kpad + 2;
+    int64_t kpad = (HD_ATTN_BK + RB - 1) / RB * RB;
+    return 4 * kpad * hdp + 4 * (int64_t)HD_ATTN_BK * hdp + 2 * RB * HD_ATTN_BK +
+           4 * HD_ATTN_BK + 3 * RB + 2;
 }
-
 void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
                                const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
                                const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,
@@ -311,15 +323,28 @@ void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_
     while (t.bq > 1 && dq_floats((t.bq * a.G + RB - 1) / RB * RB, hdp, RB) > HD_CPU_SCRATCH_FLOATS)
         t.bq /= 2;
     if (dq_floats((t.bq * a.G + RB - 1) / RB * RB, hdp, RB) > HD_CPU_SCRATCH_FLOATS ||
-        dkv_floats(hdp, RB) > HD_CPU_SCRATCH_FLOATS || a.G > chunk_rows(RB)) {
+        dkv_floats(hdp, RB) > HD_CPU_SCRATCH_FLOATS || a.G > HD_ATTN_BK) {
         /* head_dim too large for the scratch tiles, or more query heads per kv head than rows
          * in a dK/dV chunk: the row-by-row passes */
         hd_cpu_for_rows(cpu, a.Sq * n_heads, a.Sk * head_dim, naive_dq_rows, &a);
         hd_cpu_for_rows(cpu, a.Sk * n_kv_heads, a.Sq * head_dim, naive_dkv_rows, &a);
         return;
     }
+    /* Smaller tiles when the shape gives too few tasks to keep the threads busy (each task
+     * repacks its operands, so tiles are not made smaller than that needs). */
+    int64_t want = 4 * (int64_t)cpu->n_threads;
+    if (cpu->n_threads > 1) {
+        int64_t per_head = (want + n_kv_heads - 1) / n_kv_heads;
+        int64_t bq = (a.Sq + per_head - 1) / per_head, min_bq = (16 + a.G - 1) / a.G;
+        if (bq < min_bq) bq = min_bq;
+        if (bq < t.bq) t.bq = bq;
+    }
+    t.bk = HD_ATTN_BK;
+    while (cpu->n_threads > 1 && t.bk > 16 && (a.Sk + t.bk - 1) / t.bk * n_kv_heads < want)
+        t.bk /= 2;
     t.n_qt = (a.Sq + t.bq - 1) / t.bq;
-    t.n_kb = (a.Sk + HD_ATTN_BK - 1) / HD_ATTN_BK;
-    if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
+    t.n_kb = (a.Sk + t.bk - 1) / t.bk;
+    hd_cpu_for_rows(cpu, a.Sq, (int64_t)n_heads * head_dim, d_rows, &t);
     if (a.Sk > 0) hd_pool_run(cpu->pool, t.n_kb * n_kv_heads, dkv_task, &t);
+    if (a.Sq > 0) hd_pool_run(cpu->pool, t.n_qt * n_kv_heads, dq_task, &t);
 }

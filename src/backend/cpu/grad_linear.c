@@ -4,9 +4,9 @@
  *   dx[M,K]  = dy[M,N] · (Wᵀ)ᵀ : A = dy (as stored), B(j,k) = W[k][j]   (B transposed)
  *   dW[N,K] += (dyᵀ) · (xᵀ)ᵀ   : A(i,k) = dy[k][i], B(j,k) = x[k][j]    (both transposed)
  * The ISA micro-kernels only see packed panels, so only the packers differ: a transposed B
- * source is already "k-major" and packs by copying NR-wide row pieces, a transposed A source is
- * gathered column-wise into the ISA's A panel order (documented in gemm_avx2.c/gemm_avx512.c:
- * blocks of ku k-values, the MR rows one after the other; the scalar order is the ku = 1 case).
+ * source is already "k-major" and packs by copying NR-wide row pieces (the B order bp[k·NR + j]
+ * is the same for every ISA); a transposed A source goes through the ISA's pack_a_t, which
+ * transposes small blocks into its A panel order (gemm_grad_avx2.c, gemm_grad_avx512.c).
  * Gradients are float32 throughout: a backend using the bf16 GEMM (gemm_bf16 option) still
  * takes its gradients through the float32 AVX-512 kernels. */
 #include <string.h>
@@ -22,20 +22,15 @@ typedef struct operand {
     int trans;
 } operand;
 
-/* The packed A order is ap[((k/ku)·MR + i)·ku + k%ku], zero past mr rows and kc values. */
-static void pack_a_trans(const hd_cpu_kernels *kn, const float *a, int64_t lda, int mr,
-                         int64_t kc, int64_t kcp, float *ap) {
-    const int MR = kn->mr, KU = kn->ku;
+/* The packed A order is ap[((k/ku)·MR + i)·ku + k%ku], zero past mr rows and kc values
+ * (portable version of the ISA's pack_a_t). */
+void hd_gemm_pack_at_generic(const float *a, int64_t lda, int mr, int64_t kc, float *ap, int MR,
+                             int KU) {
+    int64_t kcp = (kc + KU - 1) / KU * KU;
     for (int64_t k = 0; k < kcp; k++) {
         float *dst = ap + (k / KU) * MR * KU + k % KU;
-        if (k < kc) {
-            const float *src = a + k * lda;
-            int i = 0;
-            for (; i < mr; i++) dst[i * KU] = src[i];
-            for (; i < MR; i++) dst[i * KU] = 0.0f;
-        } else {
-            for (int i = 0; i < MR; i++) dst[i * KU] = 0.0f;
-        }
+        const float *src = a + k * lda;
+        for (int i = 0; i < MR; i++) dst[i * KU] = k < kc && i < mr ? src[i] : 0.0f;
     }
 }
 
@@ -97,8 +92,8 @@ static void ggemm_task(void *ctx, int64_t t, int thread) {
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
             if (g->a.trans)
-                pack_a_trans(kn, (const float *)(g->a.p + (size_t)(pc * g->a.ld + ir) * esa),
-                             g->a.ld, mr, kc, kcp, ap);
+                kn->pack_a_t((const float *)(g->a.p + (size_t)(pc * g->a.ld + ir) * esa),
+                             g->a.ld, mr, kc, ap);
             else
                 kn->pack_a((const float *)(g->a.p + (size_t)(ir * g->a.ld + pc) * esa), g->a.ld,
                            mr, kc, ap);
@@ -158,18 +153,14 @@ void hd_cpu_linear_dx(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const 
 typedef struct db_job {
     hd_tensor *db;
     const hd_tensor *dy;
+    const hd_cpu_train_rows *k;
 } db_job;
 
 /* db[c] += Σ_rows dy[r][c] over a range of columns (threaded by column, so no races). */
 static void db_cols(void *ctx, int64_t c0, int64_t c1, int thread) {
     db_job *j = ctx;
-    float *db = j->db->data;
-    for (int64_t c = c0; c < c1; c++) {
-        double s = 0;
-        for (int64_t r = 0; r < j->dy->rows; r++)
-            s += ((const float *)j->dy->data)[r * j->dy->stride + c];
-        db[c] += (float)s;
-    }
+    j->k->col_sum(j->dy->rows, c1 - c0, (const float *)j->dy->data + c0, j->dy->stride,
+                  (float *)j->db->data + c0);
 }
 
 void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
@@ -178,7 +169,7 @@ void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_ten
     int64_t N = dw->rows, K = dw->cols, M = dy->rows;
     if (M <= 0) return;
     if (db) {
-        db_job j = {db, dy};
+        db_job j = {db, dy, &cpu->k->train};
         hd_cpu_for_rows(cpu, N, M, db_cols, &j);
     }
     if (N <= 0 || K <= 0) return;

@@ -1,8 +1,9 @@
 /* Backward of the grouped RMSNorm y = x·r·w, r = (mean_g(x²) + eps)^(-1/2), per group of g:
  *   dx_i = r·w_i·dy_i − x_i·r³/g · Σ_j w_j·dy_j·x_j        dw_i += Σ_groups dy_i·x_i·r
- * The forward's statistics are recomputed (in double, as the forward does). dw is reduced
+ * The forward's statistics are recomputed (grad_rows.h). dw is reduced
  * deterministically: rows are split into a fixed number of chunks (by shape and thread count),
- * each chunk writes its own partial and the partials are summed in chunk order. */
+ * each chunk writes its own partial and the partials are summed in chunk order. dw may be NULL
+ * (a frozen weight). */
 #include <math.h>
 
 #include "backend/cpu/kernels.h"
@@ -37,21 +38,8 @@ static void rmsb_chunk(void *ctx, int64_t t, int thread) {
         const float *x = (const float *)j->x->data + r * j->x->stride;
         const float *dy = (const float *)j->dy->data + r * j->dy->stride;
         float *dx = (float *)j->dx->data + r * j->dx->stride;
-        for (int64_t c0 = 0; c0 + g <= cols; c0 += g) {
-            double ss = 0, dot = 0;
-            for (int64_t i = 0; i < g; i++) {
-                ss += (double)x[c0 + i] * x[c0 + i];
-                dot += (double)w[i] * dy[c0 + i] * x[c0 + i];
-            }
-            double rd = 1.0 / sqrt(ss / (double)g + (double)j->eps);
-            float rs = (float)rd, k = (float)(rd * rd * rd * dot / (double)g);
-            for (int64_t i = 0; i < g; i++) {
-                float xi = x[c0 + i], dyi = dy[c0 + i];
-                float v = rs * w[i] * dyi - xi * k;
-                dw[i] += dyi * xi * rs;
-                dx[c0 + i] = j->accumulate ? dx[c0 + i] + v : v;
-            }
-        }
+        for (int64_t c0 = 0; c0 + g <= cols; c0 += g)
+            j->cpu->k->train.rms_grad(g, x + c0, dy + c0, w, j->eps, j->accumulate, dx + c0, dw);
     }
 }
 
@@ -74,8 +62,8 @@ void hd_cpu_rmsnorm_backward(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const
     n_chunks = (rows + j.chunk - 1) / j.chunk;
     if (n_chunks == 1) rmsb_chunk(&j, 0, 0);
     else hd_pool_run(cpu->pool, n_chunks, rmsb_chunk, &j);
-    float *dwp = dw->data;
-    for (int64_t i = 0; i < g; i++) {
+    float *dwp = dw ? dw->data : NULL;
+    for (int64_t i = 0; dwp && i < g; i++) {
         float s = 0.0f;
         for (int64_t t = 0; t < n_chunks; t++) s += j.partials[t * g + i];
         dwp[i] += s;
