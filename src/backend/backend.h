@@ -132,8 +132,8 @@ typedef struct hd_backend_ops {
     void (*linear_dw)(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
                       const hd_tensor *x);
     /* Backward of y = rmsnorm(x, w, eps) (groups of g = w->cols, as rmsnorm):
-     * dx = (accumulate ? dx : 0) + ∂/∂x, dw[1,g] += ∂/∂w. x is the forward input; dx may alias
-     * dy when accumulate is 0. */
+     * dx = (accumulate ? dx : 0) + ∂/∂x, dw[1,g] += ∂/∂w (dw may be NULL). x is the forward
+     * input; dx may alias dy when accumulate is 0. */
     void (*rmsnorm_backward)(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const hd_tensor *dy,
                              const hd_tensor *x, const hd_tensor *w, float eps, int accumulate);
     /* attention (same contract) that also writes lse[Sq, Hq]: the natural-log sum of
@@ -143,7 +143,7 @@ typedef struct hd_backend_ops {
                           int head_dim, float scale, hd_attn_mask mask);
     /* Flash-style backward (recomputes probabilities from lse, never Sq×Sk): dq = , dk = ,
      * dv = (overwritten; dk/dv summed over the query heads that share a kv head). out and lse
-     * are the forward's. */
+     * are the forward's. dq, dk, dv must not alias each other or any input. */
     void (*attention_backward)(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
                                const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
                                const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,

@@ -77,7 +77,8 @@ typedef struct attn_job {
     hd_cpu *cpu;
     const float *q, *k, *v;
     float *out;
-    int64_t ldq, ldk, ldv, ldo;
+    float *lse; /* NULL, or [Sq, Hq] log-sum-exp of the scaled scores (attention_lse) */
+    int64_t ldq, ldk, ldv, ldo, ldl;
     int64_t Sq, Sk;
     int Hkv, G, hd, hdp;
     float scale;
@@ -179,12 +180,14 @@ static void attn_task(void *ctx, int64_t t, int thread) {
         const float *orow = o + r * hdp;
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         for (int d = 0; d < hd; d++) dst[d] = orow[d] * inv;
+        /* m is the running max of the scaled scores and l = Σ exp(score − m) */
+        if (a->lse) a->lse[(i0 + i) * a->ldl + h] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
     }
 }
 
-void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
-                      const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
-                      hd_attn_mask mask) {
+static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
+                          const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hd_attn_mask mask) {
     hd_cpu *cpu = hd_cpu_of(be);
     int64_t Sq = q->rows, Sk = k->rows;
     if (Sq <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0) return;
@@ -202,14 +205,30 @@ void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const 
         for (int64_t r = 0; r < Sq; r++) {
             float *row = (float *)out->data + r * out->stride;
             for (int64_t c = 0; c < (int64_t)n_heads * head_dim; c++) row[c] = Sk <= 0 ? 0.0f : NAN;
+            for (int64_t c = 0; lse && c < n_heads; c++)
+                ((float *)lse->data)[r * lse->stride + c] = Sk <= 0 ? -INFINITY : NAN;
         }
         return;
     }
     attn_job a = {
         .cpu = cpu, .q = q->data, .k = k->data, .v = v->data, .out = out->data,
+        .lse = lse ? lse->data : NULL, .ldl = lse ? lse->stride : 0,
         .ldq = q->stride, .ldk = k->stride, .ldv = v->stride, .ldo = out->stride,
         .Sq = Sq, .Sk = Sk, .Hkv = n_kv_heads, .G = G, .hd = head_dim, .hdp = hdp,
         .scale = scale, .mask = mask, .bq = bq, .n_qt = (Sq + bq - 1) / bq,
     };
     hd_pool_run(cpu->pool, a.n_qt * n_kv_heads, attn_task, &a);
+}
+
+void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
+                      const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
+                      hd_attn_mask mask) {
+    attention_run(be, out, NULL, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask);
+}
+
+/* The forward for training: also saves lse[i][h] for attention_backward. */
+void hd_cpu_attention_lse(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
+                          const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hd_attn_mask mask) {
+    attention_run(be, out, lse, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask);
 }

@@ -9,6 +9,7 @@
 /* ---- kernel tables ---- */
 static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp);
+static void pack_at_scalar(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
 
 /* Must match the tile sizes hard-wired in gemm.c's scalar micro-kernel. */
 #define SCALAR_MR 4
@@ -20,33 +21,47 @@ static void pack_a_scalar(const float *x, int64_t ldx, int mr, int64_t kc, float
 static void pack_b_scalar(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc, float *bp) {
     hd_gemm_pack_b_generic(dt, w, ldw, nr, kc, bp, SCALAR_NR);
 }
+static void pack_at_scalar(const float *a, int64_t lda, int mr, int64_t kc, float *ap) {
+    hd_gemm_pack_at_generic(a, lda, mr, kc, ap, SCALAR_MR, 1);
+}
 
 const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .isa = HD_ISA_SCALAR,
     .mr = SCALAR_MR, .nr = SCALAR_NR, .ku = 1, .kc = 256, .nc = 256,
     .gemm_ukr = hd_gemm_ukr_scalar, .pack_a = pack_a_scalar, .pack_b = pack_b_scalar,
+    .pack_a_t = pack_at_scalar,
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_scalar, .attn_scores = hd_attn_scores_scalar,
     .attn_softmax = hd_attn_softmax_scalar, .attn_pv = hd_attn_pv_scalar,
     .vexp = hd_vexp_scalar,
+    .train = {hd_adamw_row_scalar, hd_silu_grad_row_scalar, hd_rms_grad_row_scalar, hd_axpby_row_scalar,
+              hd_sum_squares_row_scalar, hd_attn_grad_tile_scalar,
+              hd_col_sum_scalar, hd_dot_row_scalar},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .isa = HD_ISA_AVX2,
     .mr = 6, .nr = 16, .ku = 8, .kc = 256, .nc = 512,
     .gemm_ukr = hd_gemm_ukr_avx2, .pack_a = hd_gemm_pack_a_avx2, .pack_b = hd_gemm_pack_b_avx2,
+    .pack_a_t = hd_gemm_pack_at_avx2,
     .attn_rb = 4, .attn_pack_kt = hd_attn_pack_kt_avx2, .attn_scores = hd_attn_scores_avx2,
     .attn_softmax = hd_attn_softmax_avx2, .attn_pv = hd_attn_pv_avx2,
     .vexp = hd_vexp_avx2,
+    .train = {hd_adamw_row_avx2, hd_silu_grad_row_avx2, hd_rms_grad_row_avx2, hd_axpby_row_avx2,
+              hd_sum_squares_row_avx2, hd_attn_grad_tile_avx2,
+              hd_col_sum_avx2, hd_dot_row_avx2},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .isa = HD_ISA_AVX512,
     .mr = 14, .nr = 32, .ku = 16, .kc = 384, .nc = 384,
     .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
-    .pack_b = hd_gemm_pack_b_avx512,
+    .pack_b = hd_gemm_pack_b_avx512, .pack_a_t = hd_gemm_pack_at_avx512,
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
+              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
+              hd_col_sum_avx512, hd_dot_row_avx512},
 };
 
 /* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */
@@ -58,6 +73,9 @@ const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
     .vexp = hd_vexp_avx512,
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
+              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
+              hd_col_sum_avx512, hd_dot_row_avx512},
 };
 
 /* ---- helpers ---- */
@@ -245,6 +263,16 @@ static const hd_backend_ops cpu_ops = {
     .gather_rows = hd_cpu_gather_rows,
     .set_rows = hd_cpu_set_rows,
     .add_rows = hd_cpu_add_rows,
+    .linear_dx = hd_cpu_linear_dx,
+    .linear_dw = hd_cpu_linear_dw,
+    .rmsnorm_backward = hd_cpu_rmsnorm_backward,
+    .attention_lse = hd_cpu_attention_lse,
+    .attention_backward = hd_cpu_attention_backward,
+    .silu_mul_backward = hd_cpu_silu_mul_backward,
+    .silu_backward = hd_cpu_silu_backward,
+    .axpby = hd_cpu_axpby,
+    .sum_squares = hd_cpu_sum_squares,
+    .adamw = hd_cpu_adamw,
 };
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e) {

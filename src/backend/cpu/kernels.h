@@ -27,7 +27,8 @@ typedef void (*hd_gemm_ukr_fn)(int64_t kcp, const float *ap, const float *bp, fl
  * element at w) over kc columns into a kcp×NR panel, converting to float32. */
 typedef void (*hd_gemm_pack_b_fn)(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                                   float *bp);
-/* Packs rows 0..mr-1 (mr <= MR) of x (row stride ldx) over kc columns into an MR×kcp panel. */
+/* Packs rows 0..mr-1 (mr <= MR) of x (row stride ldx) over kc columns into an MR×kcp panel.
+ * The pack_a_t variant reads a k-major source instead: row i, column k at x[k*ldx + i]. */
 typedef void (*hd_gemm_pack_a_fn)(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 
 /* Attention: s[r][j] = Σ_d q[r][d]·kt[d][j] for r < RB, j < HD_ATTN_BK, d < hd; q rows at
@@ -47,6 +48,45 @@ typedef float (*hd_attn_softmax_fn)(float *s, int n_valid, float scale, float *m
  * float range (including -inf) give 0. */
 typedef void (*hd_vexp_fn)(float *x, int64_t n);
 
+/* Training row kernels (grad_rows.h, one instance per ISA); see the ops in backend.h. */
+typedef struct hd_cpu_train_rows {
+    void (*adamw)(int64_t n, float *w, const float *g, float *m, float *v,
+                  const hd_adamw_step *p);
+    /* up != NULL: o1 = dy·up·silu'(x), o2 = dy·silu(x); up == NULL: o1 = dy·silu'(x) */
+    void (*silu_grad)(int64_t n, const float *dy, const float *x, const float *up, float *o1,
+                      float *o2);
+    /* one RMSNorm group of g values; dw accumulates */
+    void (*rms_grad)(int64_t g, const float *x, const float *dy, const float *w, float eps,
+                     int accumulate, float *dx, float *dw);
+    void (*axpby)(int64_t n, float a, const float *x, float b, float *y);
+    double (*sum_squares)(int64_t n, const float *x);
+    /* attention backward: probabilities and score gradients of a tile (grad_rows.h) */
+    void (*attn_grad_tile)(int rows, float *s, float *dp, const float *lse_r, const float *d_r,
+                           const float *lse_c, const float *d_c, const int *lo, const int *hi,
+                           float scale);
+    /* acc[j] += Σ_r x[r·ld + j] for j < n */
+    void (*col_sum)(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc);
+    double (*dot)(int64_t n, const float *a, const float *b);
+} hd_cpu_train_rows;
+
+#define HD_TRAIN_ROWS_DECL(sfx)                                                              \
+    void hd_adamw_row_##sfx(int64_t n, float *w, const float *g, float *m, float *v,        \
+                            const hd_adamw_step *p);                                        \
+    void hd_silu_grad_row_##sfx(int64_t n, const float *dy, const float *x, const float *up, \
+                                float *o1, float *o2);                                      \
+    void hd_rms_grad_row_##sfx(int64_t g, const float *x, const float *dy, const float *w,  \
+                               float eps, int accumulate, float *dx, float *dw);            \
+    void hd_axpby_row_##sfx(int64_t n, float a, const float *x, float b, float *y);         \
+    double hd_sum_squares_row_##sfx(int64_t n, const float *x);                             \
+    void hd_attn_grad_tile_##sfx(int rows, float *s, float *dp, const float *lse_r,          \
+                                 const float *d_r, const float *lse_c, const float *d_c,     \
+                                 const int *lo, const int *hi, float scale);                 \
+    void hd_col_sum_##sfx(int64_t rows, int64_t n, const float *x, int64_t ld, float *acc); \
+    double hd_dot_row_##sfx(int64_t n, const float *a, const float *b);
+HD_TRAIN_ROWS_DECL(scalar)
+HD_TRAIN_ROWS_DECL(avx2)
+HD_TRAIN_ROWS_DECL(avx512)
+
 typedef struct hd_cpu_kernels {
     int isa;
     int mr, nr;     /* GEMM micro-tile */
@@ -55,12 +95,14 @@ typedef struct hd_cpu_kernels {
     hd_gemm_ukr_fn gemm_ukr;
     hd_gemm_pack_a_fn pack_a;
     hd_gemm_pack_b_fn pack_b;
+    hd_gemm_pack_a_fn pack_a_t; /* gradients (grad_linear.c); NULL in the bf16 table */
     int attn_rb; /* query rows per attention kernel call */
     hd_attn_pack_kt_fn attn_pack_kt;
     hd_attn_scores_fn attn_scores;
     hd_attn_softmax_fn attn_softmax;
     hd_attn_pv_fn attn_pv;
     hd_vexp_fn vexp;
+    hd_cpu_train_rows train;
 } hd_cpu_kernels;
 
 extern const hd_cpu_kernels hd_cpu_kernels_scalar;
@@ -72,6 +114,10 @@ extern const hd_cpu_kernels hd_cpu_kernels_avx512_bf16; /* AVX-512 with the bf16
 void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR);
 void hd_gemm_pack_b_generic(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                             float *bp, int NR);
+void hd_gemm_pack_at_generic(const float *a, int64_t lda, int mr, int64_t kc, float *ap, int MR,
+                             int KU);
+void hd_gemm_pack_at_avx2(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
+void hd_gemm_pack_at_avx512(const float *a, int64_t lda, int mr, int64_t kc, float *ap);
 void hd_gemm_ukr_scalar(int64_t kcp, const float *ap, const float *bp, float *c, int64_t ldc,
                         int mr, int nr, int first, const float *bias);
 void hd_attn_scores_scalar(int hd, const float *q, int64_t ldq, const float *kt, float *s);
@@ -153,5 +199,29 @@ void hd_cpu_set_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const i
                      int64_t n);
 void hd_cpu_add_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const int32_t *idx,
                      int64_t n);
+
+/* ---- training ops (grad_linear.c, grad_norm.c, attention.c, attention_backward.c,
+ * grad_eltwise.c, optimizer.c) ---- */
+void hd_cpu_linear_dx(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *w,
+                      int accumulate);
+void hd_cpu_linear_dw(hd_backend *be, hd_tensor *dw, hd_tensor *db, const hd_tensor *dy,
+                      const hd_tensor *x);
+void hd_cpu_rmsnorm_backward(hd_backend *be, hd_tensor *dx, hd_tensor *dw, const hd_tensor *dy,
+                             const hd_tensor *x, const hd_tensor *w, float eps, int accumulate);
+void hd_cpu_attention_lse(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
+                          const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
+                          int head_dim, float scale, hd_attn_mask mask);
+void hd_cpu_attention_backward(hd_backend *be, hd_tensor *dq, hd_tensor *dk, hd_tensor *dv,
+                               const hd_tensor *dout, const hd_tensor *q, const hd_tensor *k,
+                               const hd_tensor *v, const hd_tensor *out, const hd_tensor *lse,
+                               int n_heads, int n_kv_heads, int head_dim, float scale,
+                               hd_attn_mask mask);
+void hd_cpu_silu_mul_backward(hd_backend *be, hd_tensor *dgate, hd_tensor *dup,
+                              const hd_tensor *dy, const hd_tensor *gate, const hd_tensor *up);
+void hd_cpu_silu_backward(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *x);
+void hd_cpu_axpby(hd_backend *be, hd_tensor *y, float a, const hd_tensor *x, float b);
+double hd_cpu_sum_squares(hd_backend *be, const hd_tensor *x);
+void hd_cpu_adamw(hd_backend *be, hd_tensor *w, const hd_tensor *g, hd_tensor *m, hd_tensor *v,
+                  const hd_adamw_step *p);
 
 #endif
