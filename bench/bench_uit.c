@@ -523,7 +523,7 @@ static void layer_err_probe(void *ctx, int layer, int64_t row0, int64_t n, const
 typedef struct op_job {
     hd_backend *be;
     const hd_uit *m;
-    hd_tensor x, q, k, v, att, big, big2;
+    hd_tensor x, q, k, v, att, big, big2, cs, sn;
     hd_attn_mask mask;
 } op_job;
 
@@ -538,15 +538,17 @@ static void op_run(op_job *j, int which) {
     case 2: op->linear(j->be, &j->q, &j->big, &L->w_down, NULL); break;
     case 3: op->rmsnorm(j->be, &j->q, &j->x, &L->mlp_norm, 1e-6f); break;
     case 4: op->silu_mul(j->be, &j->big, &j->big, &j->big2); break;
-    default: op->add(j->be, &j->x, &j->x, &j->q); break;
+    case 5: op->add(j->be, &j->x, &j->x, &j->q); break;
+    case 6: op->rmsnorm(j->be, &j->q, &j->q, &L->q_norm, 1e-6f); break;
+    default: op->rope(j->be, &j->q, &j->cs, &j->sn, 128); break;
     }
 }
 
 /* One JSON line with the time of each op kind of a decoder layer at S tokens. */
 static void gpu_op_times(hd_backend *be, const hd_uit *m, const char *mode, int64_t S, int64_t A,
                          int reps) {
-    static const char *names[6] = {"attention", "linear_4096x12288", "linear_12288x4096",
-                                   "rmsnorm", "silu_mul_12288", "add_4096"};
+    static const char *names[8] = {"attention", "linear_4096x12288", "linear_12288x4096",
+                                   "rmsnorm", "silu_mul_12288", "add_4096", "q_norm", "rope_q"};
     op_job j;
     memset(&j, 0, sizeof j);
     j.be = be;
@@ -554,18 +556,18 @@ static void gpu_op_times(hd_backend *be, const hd_uit *m, const char *mode, int6
     j.mask = (hd_attn_mask){0, A};
     hd_error e = {0};
     const hd_backend_ops *op = be->ops;
-    hd_tensor *ts[7] = {&j.x, &j.q, &j.k, &j.v, &j.att, &j.big, &j.big2};
-    const int64_t cols[7] = {4096, 4096, 1024, 1024, 4096, 12288, 12288};
+    hd_tensor *ts[9] = {&j.x, &j.q, &j.k, &j.v, &j.att, &j.big, &j.big2, &j.cs, &j.sn};
+    const int64_t cols[9] = {4096, 4096, 1024, 1024, 4096, 12288, 12288, 128, 128};
     float *host = malloc((size_t)(S * 12288) * sizeof(float));
     int ok = host != NULL;
     for (int64_t i = 0; ok && i < S * 12288; i++) host[i] = (float)(rnd32() % 2001) / 1000.f - 1.f;
-    for (int t = 0; t < 7 && ok; t++) {
+    for (int t = 0; t < 9 && ok; t++) {
         ok = op->alloc(be, ts[t], HD_F32, S, cols[t], &e) == 0;
         if (ok) op->write(be, ts[t], host);
     }
     if (ok) {
         printf("{\"tokens\": %lld, \"mode\": \"%s\", \"op_ms\": {", (long long)S, mode);
-        for (int w = 0; w < 6; w++) {
+        for (int w = 0; w < 8; w++) {
             double v[64];
             op_run(&j, w); /* warm-up: plans, shared-memory limits */
             for (int r = 0; r < reps; r++) {
@@ -579,7 +581,7 @@ static void gpu_op_times(hd_backend *be, const hd_uit *m, const char *mode, int6
         }
         printf("}}\n");
     }
-    for (int t = 0; t < 7; t++)
+    for (int t = 0; t < 9; t++)
         if (ts[t]->data) hd_tensor_free(be, ts[t]);
     free(host);
 }
@@ -600,12 +602,15 @@ static double gpu_used_gib(void) {
 static int gpu_mode(const char *mode, int layers, int reps, const torch_gpu *tg,
                     float *ref_out[GPU_SIZES], layer_err *le, int json) {
     int exact = !strcmp(mode, "exact");
-    if (!exact && strcmp(mode, "bf16") && strcmp(mode, "bf16-f32attn")) {
-        fprintf(stderr, "bench_uit: unknown mode '%s' (exact, bf16, bf16-f32attn)\n", mode);
+    if (!exact && strcmp(mode, "bf16") && strcmp(mode, "bf16-f32attn") &&
+        strcmp(mode, "bf16-tc1")) {
+        fprintf(stderr, "bench_uit: unknown mode '%s' (exact, bf16, bf16-f32attn, bf16-tc1)\n",
+                mode);
         return -1;
     }
     rng = 0x243f6a8885a308d3ull; /* every mode gets the same weights and inputs */
     if (!strcmp(mode, "bf16-f32attn")) setenv("HIDREAM_CUDA_ATTN", "f32", 1);
+    else if (!strcmp(mode, "bf16-tc1")) setenv("HIDREAM_CUDA_ATTN", "tc1", 1);
     else unsetenv("HIDREAM_CUDA_ATTN");
     hd_error e = {0};
     hd_backend *be = NULL;

@@ -60,6 +60,11 @@ echo "build: $(($(date +%s) - t0)) s"
 # 1. every op against the CPU backend: must end "N passed, 0 failed" (and print no SKIP)
 timeout 120 $B/test_backend_cuda >"$LOG/test_backend_cuda.txt" 2>&1
 echo "test_backend_cuda rc=$?: $(grep -v '^ok' "$LOG/test_backend_cuda.txt" | tail -15)"
+# ... and with the 16-rows-per-warp tensor-core attention (HIDREAM_CUDA_ATTN=tc1)
+for v in tc1; do
+    HIDREAM_CUDA_ATTN=$v timeout 120 $B/test_backend_cuda >>"$LOG/test_backend_cuda.txt" 2>&1
+    echo "test_backend_cuda ($v) rc=$?: $(tail -1 "$LOG/test_backend_cuda.txt")"
+done
 # 2. golden checks on the GPU: forward cases (1e-4 vs float64) and pipeline cases
 timeout 120 $B/hidream check-golden "$S/golden/model-tiny" --backend cuda \
     >"$LOG/check_golden.txt" 2>&1
@@ -67,7 +72,7 @@ echo "check-golden rc=$?: $(tail -3 "$LOG/check_golden.txt")"
 # 3. per-forward timing at the 8B shapes (random in-memory model of LAYERS layers): exact,
 #    bf16 with the float32 attention (before), bf16 (after); torch bf16 in the same call
 timeout 200 $B/bench_uit --backend cuda --layers "$LAYERS" --reps 5 --shared "$S" --json \
-    --modes exact,bf16-f32attn,bf16 >"$LOG/bench.json" 2>"$LOG/bench.err"
+    --modes exact,bf16-f32attn,bf16-tc1,bf16 >"$LOG/bench.json" 2>"$LOG/bench.err"
 echo "bench_uit rc=$?"; cat "$LOG/bench.json"; tail -4 "$LOG/bench.err"
 # 4. the whole 36-layer model in the fast mode, against torch with 36 layers
 if [ "${FULL36:-1}" = 1 ]; then

@@ -238,6 +238,48 @@ static void test_write_read_and_copy_respect_views(ctx *c) {
     mat_free(c, &g);
 }
 
+/* Transfers of several MB go through pinned staging buffers in chunks: a strided view of 25 MB
+ * (4 chunks, the last partial) is written, the whole parent and the view are read back, and
+ * every element must be the one written (outside the view: still the zeros of alloc); the
+ * host buffer is overwritten right after write returns, which must not change the device. */
+static void test_large_transfers_are_exact_through_views(ctx *c) {
+    hd_error e = {0};
+    const int64_t R = 3000, C = 2100, PR = R + 1, PC = C + 5;
+    hd_tensor parent;
+    float *host = malloc((size_t)(R * C) * sizeof(float));
+    float *got = malloc((size_t)(PR * PC) * sizeof(float));
+    if (!host || !got) abort();
+    CHECKF(c->dev->ops->alloc(c->dev, &parent, HD_F32, PR, PC, &e) == 0, "%s", e.msg);
+    for (int64_t i = 0; i < R * C; i++) host[i] = frand(-5, 5);
+    hd_tensor view = hd_view_rows(&parent, 1, R);
+    view = hd_view_cols(&view, 3, C);
+    c->dev->ops->write(c->dev, &view, host);
+    float *keep = malloc((size_t)(R * C) * sizeof(float));
+    if (!keep) abort();
+    memcpy(keep, host, (size_t)(R * C) * sizeof(float));
+    memset(host, 0xff, (size_t)(R * C) * sizeof(float)); /* NaNs: the caller reuses its buffer */
+    c->dev->ops->read(c->dev, &parent, got);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < PR && bad < 0; i++)
+        for (int64_t j = 0; j < PC; j++) {
+            int inside = i >= 1 && j >= 3 && j < 3 + C;
+            float want = inside ? keep[(i - 1) * C + (j - 3)] : 0.0f;
+            if (memcmp(&got[i * PC + j], &want, sizeof want) != 0) {
+                bad = i * PC + j;
+                break;
+            }
+        }
+    CHECKF(bad < 0, "large read of the parent: element (%lld, %lld) differs",
+           (long long)(bad / PC), (long long)(bad % PC));
+    c->dev->ops->read(c->dev, &view, got);
+    CHECK(memcmp(got, keep, (size_t)(R * C) * sizeof(float)) == 0);
+    CHECKF(hd_backend_status(c->dev, &e) == 0, "%s", e.msg);
+    hd_tensor_free(c->dev, &parent);
+    free(host);
+    free(got);
+    free(keep);
+}
+
 static void test_copy_widens_weights_of_every_dtype(ctx *c) {
     for (int di = 0; di < 3; di++) {
         wpair w;
@@ -491,6 +533,20 @@ static void test_rmsnorm_matches_cpu_grouped_and_in_place(ctx *c) {
                 mat_free(c, &x);
                 w_free(c, &w);
             }
+    /* dense, separate input and output, as the model's norms (the float4 path) */
+    for (int di = 0; di < 3; di++) {
+        mat x, y;
+        wpair w;
+        mat_make(c, &x, 9, 1024, 0, -3, 3);
+        mat_make(c, &y, 9, 1024, 0, -1, 1);
+        w_make(c, &w, all_dts[di], 1, 128, 0.5f, 1.5f);
+        c->ref->ops->rmsnorm(c->ref, &y.ref, &x.ref, &w.ref, 1e-6f);
+        c->dev->ops->rmsnorm(c->dev, &y.dev, &x.dev, &w.dev, 1e-6f);
+        mat_check(c, &y, F32_ELT, "rmsnorm 9x1024 g=128 dense");
+        mat_free(c, &x);
+        mat_free(c, &y);
+        w_free(c, &w);
+    }
 }
 
 static void test_layernorm_matches_cpu_with_optional_weight_and_bias(ctx *c) {
@@ -536,7 +592,7 @@ static void test_rope_matches_cpu_on_column_views(ctx *c) {
         /* x is the middle third of a [S, 3·H·hd] matrix, like q/k/v inside the ViT's qkv */
         mat qkv, cs, sn;
         mat_make(c, &qkv, S, 3 * (int64_t)H * hd, (int)ci % 2, -2, 2);
-        mat_make(c, &cs, S, hd, 1, -1, 1);
+        mat_make(c, &cs, S, hd, (int)ci % 2, -1, 1); /* even cases: all dense (float4 path) */
         mat_make(c, &sn, S, hd, (int)ci % 2, -1, 1);
         hd_tensor xr = hd_view_cols(&qkv.ref, (int64_t)H * hd, (int64_t)H * hd);
         hd_tensor xd = hd_view_cols(&qkv.dev, (int64_t)H * hd, (int64_t)H * hd);
@@ -745,6 +801,7 @@ int main(void) {
         fflush(stdout);                                                            \
     } while (0)
     RUN_CTX(test_write_read_and_copy_respect_views);
+    RUN_CTX(test_large_transfers_are_exact_through_views);
     RUN_CTX(test_copy_widens_weights_of_every_dtype);
     RUN_CTX(test_weight_upload_copies_host_data);
     RUN_CTX(test_linear_matches_cpu);

@@ -442,9 +442,11 @@ extern "C" int hd_backend_cuda_create(hd_backend **out, const hd_backend_options
     be->impl = c;
     c->device = o.device;
     c->fast = o.gemm_bf16 != 0;
-    /* measuring aid: the fast option with the float32 attention kernel (docs/CUDA.md) */
+    /* measuring aids (docs/CUDA.md): the fast option with the float32 attention kernel (f32)
+     * or the 16-rows-per-warp tensor-core kernel (tc1) */
     const char *attn = getenv("HIDREAM_CUDA_ATTN");
     c->attn_f32 = attn && strcmp(attn, "f32") == 0;
+    c->attn_variant = attn && strcmp(attn, "tc1") == 0;
     const char *step = "cudaSetDevice";
     rc = cudaSetDevice(c->device);
     if (rc == cudaSuccess) {

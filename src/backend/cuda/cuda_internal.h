@@ -62,6 +62,7 @@ typedef struct hd_cuda {
     void *attn_bf16; /* fast attention: q, k, v rounded to bf16 */
     size_t attn_bf16_cap;
     int attn_f32;    /* HIDREAM_CUDA_ATTN=f32: the fast option keeps the float32 attention */
+    int attn_variant; /* HIDREAM_CUDA_ATTN=tc1: 16 rows per warp (attention_tc.cu) */
     hd_cuda_lt_plan plans[HD_CUDA_MAX_PLANS];
     int n_plans, next_evict;
     unsigned attn_smem_set; /* bit n: attention kernel variant n has its shared-memory limit */
