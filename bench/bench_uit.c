@@ -23,6 +23,10 @@
 #define HAVE_X86 1
 #endif
 
+#ifdef HIDREAM_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 #include "backend/backend.h"
 #include "io/config.h"
 #include "io/safetensors.h"
@@ -166,10 +170,12 @@ static double measure_peak(int n_threads) {
 
 /* ---- a random 8B-shaped model with one decoder layer, in memory --------------------------- */
 
+#define MM_MAX_TENSORS 512
+
 typedef struct mem_model {
     hd_config cfg;
     hd_safetensors st;
-    void *bufs[64];
+    void *bufs[MM_MAX_TENSORS];
     int n_bufs;
 } mem_model;
 
@@ -199,7 +205,7 @@ static int mm_add(mem_model *mm, const char *name, int64_t rows, int64_t cols, f
                   float offset, int lazy) {
     size_t n = (size_t)(rows ? rows : 1) * (size_t)cols;
     uint16_t *p = lazy ? calloc(n, 2) : malloc(n * 2);
-    if (!p || mm->n_bufs == 64) {
+    if (!p || mm->n_bufs == MM_MAX_TENSORS) {
         free(p);
         return -1;
     }
@@ -230,12 +236,23 @@ static int mm_add(mem_model *mm, const char *name, int64_t rows, int64_t cols, f
     return t->name ? 0 : -1;
 }
 
-static int mm_build(mem_model *mm) {
+/* Another name for tensor i's data (layers 1.. share layer 0's random values: the speed does
+ * not depend on them, and the model is built in a moment; each layer is still uploaded to
+ * the backend as its own weights). */
+static int mm_alias(mem_model *mm, const char *name, int i) {
+    if (mm->st.n_tensors == MM_MAX_TENSORS) return -1;
+    hd_st_tensor *t = &mm->st.tensors[mm->st.n_tensors++];
+    *t = mm->st.tensors[i];
+    t->name = strdup(name);
+    return t->name ? 0 : -1;
+}
+
+static int mm_build(mem_model *mm, int n_layers) {
     memset(mm, 0, sizeof *mm);
     hd_text_config *c = &mm->cfg.text;
     c->hidden_size = 4096;
     c->intermediate_size = 12288;
-    c->num_layers = 1;
+    c->num_layers = n_layers;
     c->num_heads = 32;
     c->num_kv_heads = 8;
     c->head_dim = 128;
@@ -250,7 +267,7 @@ static int mm_build(mem_model *mm) {
     mm->cfg.ids.vision_start = 151652;
     mm->cfg.ids.tms = 151673;
     mm->cfg.ids.boi = 151669;
-    mm->st.tensors = calloc(64, sizeof *mm->st.tensors);
+    mm->st.tensors = calloc(MM_MAX_TENSORS, sizeof *mm->st.tensors);
     if (!mm->st.tensors) return -1;
     const int64_t D = 4096, F = 12288, Q = 4096, KV = 1024;
     int rc = 0;
@@ -282,12 +299,19 @@ static int mm_build(mem_model *mm) {
     rc |= L("mlp.up_proj.weight", F, D, 0.027f, 0);
     rc |= L("mlp.down_proj.weight", D, F, 0.016f, 0);
 #undef L
+    int first = mm->st.n_tensors - 11;
+    for (int l = 1; l < n_layers && rc == 0; l++)
+        for (int i = first; i < first + 11; i++) {
+            const char *suffix = mm->st.tensors[i].name + strlen(p);
+            snprintf(n, sizeof n, "model.language_model.layers.%d.%s", l, suffix);
+            rc |= mm_alias(mm, n, i);
+        }
     qsort(mm->st.tensors, (size_t)mm->st.n_tensors, sizeof *mm->st.tensors, cmp_tensor);
     return rc ? -1 : 0;
 }
 
 static void mm_free(mem_model *mm) {
-    for (int i = 0; i < mm->st.n_tensors; i++) free(mm->st.tensors[i].name);
+    for (int i = 0; i < mm->st.n_tensors; i++) free(mm->st.tensors[i].name); /* aliases too */
     free(mm->st.tensors);
     for (int i = 0; i < mm->n_bufs; i++) free(mm->bufs[i]);
     memset(mm, 0, sizeof *mm);
@@ -420,6 +444,298 @@ static torch_result run_torch(const char *shared, const char *dtype, int64_t tex
     return r;
 }
 
+
+/* ---- the GPU path: --backend cuda ----------------------------------------------------------- */
+
+#define GPU_SIZES 2
+static const int64_t gpu_text = 200, gpu_sides[GPU_SIZES] = {1024, 2048}; /* 1224, 4296 tokens */
+
+typedef struct torch_gpu {
+    int ok[GPU_SIZES];
+    double ms[GPU_SIZES], peak_gib[GPU_SIZES];
+} torch_gpu;
+
+/* torch_uit_baseline.py on the GPU, bf16 (the official numerics), both sizes in one process. */
+static torch_gpu run_torch_gpu(const char *shared, int layers, int reps) {
+    torch_gpu r;
+    memset(&r, 0, sizeof r);
+    const char *py = getenv("HIDREAM_PYTHON");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "%s '%s/bench/torch_uit_baseline.py' --device cuda --layers %d --dtype bf16 "
+             "--text %lld --sizes %lld,%lld --reps %d 2>&1",
+             py ? py : "python3", shared, layers, (long long)gpu_text, (long long)gpu_sides[0],
+             (long long)gpu_sides[1], reps);
+    FILE *p = popen(cmd, "r");
+    if (!p) return r;
+    char line[4096];
+    while (fgets(line, sizeof line, p)) {
+        const char *side = strstr(line, "\"side\":"), *med = strstr(line, "\"ms_median\":");
+        const char *peak = strstr(line, "\"peak_GiB\":");
+        if (!side || !med) {
+            fprintf(stderr, "torch: %s", line);
+            continue;
+        }
+        long long sd = strtoll(side + 7, NULL, 10);
+        for (int k = 0; k < GPU_SIZES; k++)
+            if (sd == gpu_sides[k]) {
+                r.ok[k] = 1;
+                r.ms[k] = strtod(med + 12, NULL);
+                r.peak_gib[k] = peak ? strtod(peak + 11, NULL) : 0;
+            }
+    }
+    pclose(p);
+    return r;
+}
+
+/* Hidden state after the embeddings and after every layer: kept (exact mode) or compared with
+ * the kept one (bf16 modes), so an error can be followed through the layers. */
+typedef struct layer_err {
+    int n_layers, keep;
+    int64_t numel;
+    float *ref[37]; /* index layer + 1 */
+    double err[37];
+} layer_err;
+
+static void layer_err_probe(void *ctx, int layer, int64_t row0, int64_t n, const float *hidden) {
+    layer_err *le = ctx;
+    int i = layer + 1;
+    (void)row0;
+    if (!hidden || i < 0 || i > le->n_layers) return;
+    le->numel = n * 4096;
+    if (le->keep) {
+        le->ref[i] = malloc((size_t)le->numel * sizeof(float));
+        if (le->ref[i]) memcpy(le->ref[i], hidden, (size_t)le->numel * sizeof(float));
+        return;
+    }
+    double d2 = 0, r2 = 0;
+    if (le->ref[i])
+        for (int64_t k = 0; k < le->numel; k++) {
+            double d = (double)hidden[k] - le->ref[i][k];
+            d2 += d * d;
+            r2 += (double)le->ref[i][k] * le->ref[i][k];
+        }
+    le->err[i] = r2 > 0 ? sqrt(d2 / r2) : -1;
+}
+
+/* Milliseconds (median of reps) of one backend op at the model's shapes; the queue is drained
+ * (hd_backend_status) before and after each call. */
+typedef struct op_job {
+    hd_backend *be;
+    const hd_uit *m;
+    hd_tensor x, q, k, v, att, big, big2;
+    hd_attn_mask mask;
+} op_job;
+
+static void op_run(op_job *j, int which) {
+    const hd_backend_ops *op = j->be->ops;
+    const hd_uit_layer *L = &j->m->layers[0];
+    switch (which) {
+    case 0:
+        op->attention(j->be, &j->att, &j->q, &j->k, &j->v, 32, 8, 128, 0.08838834764f, j->mask);
+        break;
+    case 1: op->linear(j->be, &j->big, &j->x, &L->w_gate, NULL); break;
+    case 2: op->linear(j->be, &j->q, &j->big, &L->w_down, NULL); break;
+    case 3: op->rmsnorm(j->be, &j->q, &j->x, &L->mlp_norm, 1e-6f); break;
+    case 4: op->silu_mul(j->be, &j->big, &j->big, &j->big2); break;
+    default: op->add(j->be, &j->x, &j->x, &j->q); break;
+    }
+}
+
+/* One JSON line with the time of each op kind of a decoder layer at S tokens. */
+static void gpu_op_times(hd_backend *be, const hd_uit *m, const char *mode, int64_t S, int64_t A,
+                         int reps) {
+    static const char *names[6] = {"attention", "linear_4096x12288", "linear_12288x4096",
+                                   "rmsnorm", "silu_mul_12288", "add_4096"};
+    op_job j;
+    memset(&j, 0, sizeof j);
+    j.be = be;
+    j.m = m;
+    j.mask = (hd_attn_mask){0, A};
+    hd_error e = {0};
+    const hd_backend_ops *op = be->ops;
+    hd_tensor *ts[7] = {&j.x, &j.q, &j.k, &j.v, &j.att, &j.big, &j.big2};
+    const int64_t cols[7] = {4096, 4096, 1024, 1024, 4096, 12288, 12288};
+    float *host = malloc((size_t)(S * 12288) * sizeof(float));
+    int ok = host != NULL;
+    for (int64_t i = 0; ok && i < S * 12288; i++) host[i] = (float)(rnd32() % 2001) / 1000.f - 1.f;
+    for (int t = 0; t < 7 && ok; t++) {
+        ok = op->alloc(be, ts[t], HD_F32, S, cols[t], &e) == 0;
+        if (ok) op->write(be, ts[t], host);
+    }
+    if (ok) {
+        printf("{\"tokens\": %lld, \"mode\": \"%s\", \"op_ms\": {", (long long)S, mode);
+        for (int w = 0; w < 6; w++) {
+            double v[64];
+            op_run(&j, w); /* warm-up: plans, shared-memory limits */
+            for (int r = 0; r < reps; r++) {
+                hd_backend_status(be, &e);
+                double t0 = now_s();
+                op_run(&j, w);
+                hd_backend_status(be, &e);
+                v[r] = (now_s() - t0) * 1e3;
+            }
+            printf("%s\"%s\": %.3f", w ? ", " : "", names[w], stats_of(v, reps).med);
+        }
+        printf("}}\n");
+    }
+    for (int t = 0; t < 7; t++)
+        if (ts[t]->data) hd_tensor_free(be, ts[t]);
+    free(host);
+}
+
+/* Device memory in use (GiB, the CUDA context included), -1 where unknown. */
+static double gpu_used_gib(void) {
+#ifdef HIDREAM_HAVE_CUDA
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+        return (double)(total_b - free_b) / (1024.0 * 1024.0 * 1024.0);
+    cudaGetLastError();
+#endif
+    return -1;
+}
+
+/* One mode: "exact" (float32), "bf16" (gemm_bf16: bf16 GEMMs and tensor-core attention) or
+ * "bf16-f32attn" (gemm_bf16 with the float32 attention kernel, the state before it). */
+static int gpu_mode(const char *mode, int layers, int reps, const torch_gpu *tg,
+                    float *ref_out[GPU_SIZES], layer_err *le, int json) {
+    int exact = !strcmp(mode, "exact");
+    if (!exact && strcmp(mode, "bf16") && strcmp(mode, "bf16-f32attn")) {
+        fprintf(stderr, "bench_uit: unknown mode '%s' (exact, bf16, bf16-f32attn)\n", mode);
+        return -1;
+    }
+    rng = 0x243f6a8885a308d3ull; /* every mode gets the same weights and inputs */
+    if (!strcmp(mode, "bf16-f32attn")) setenv("HIDREAM_CUDA_ATTN", "f32", 1);
+    else unsetenv("HIDREAM_CUDA_ATTN");
+    hd_error e = {0};
+    hd_backend *be = NULL;
+    hd_backend_options opt = {0};
+    opt.gemm_bf16 = !exact;
+    mem_model mm;
+    memset(&mm, 0, sizeof mm);
+    hd_uit *m = NULL;
+    int rc = -1;
+    double t0 = now_s();
+    if (hd_backend_create(&be, "cuda", &opt, &e) < 0 || mm_build(&mm, layers) < 0 ||
+        hd_uit_create(&m, be, &mm.cfg, &mm.st, &e) < 0) {
+        fprintf(stderr, "bench_uit: %s: %s\n", mode, e.msg[0] ? e.msg : "out of memory");
+        goto done;
+    }
+    fprintf(stderr, "bench_uit: %s: %d layers uploaded in %.1f s\n", mode, layers, now_s() - t0);
+    for (int k = 0; k < GPU_SIZES; k++) {
+        bench_seq b;
+        if (seq_make(&b, gpu_text, gpu_sides[k], m) < 0) {
+            seq_free(&b);
+            goto done;
+        }
+        for (int64_t s = 0; s < b.text; s++) /* give the gathered embedding rows values */
+            fill_bf16((uint16_t *)mm.bufs[0] + (size_t)b.ids[s] * 4096, 4096, 1.0f);
+        double fwd[64], lay[64];
+        /* a forward ends by reading its output back, so the host clock brackets the GPU work */
+        if (time_forward(m, &b, reps, fwd, lay) < 0) {
+            seq_free(&b);
+            goto done;
+        }
+        int64_t n_out = b.L * m->patch_dim;
+        double err = -1;
+        if (exact) {
+            ref_out[k] = malloc((size_t)n_out * sizeof(float));
+            if (ref_out[k]) memcpy(ref_out[k], b.out, (size_t)n_out * sizeof(float));
+        } else if (ref_out[k]) {
+            double d2 = 0, r2 = 0;
+            for (int64_t i = 0; i < n_out; i++) {
+                double d = (double)b.out[i] - ref_out[k][i];
+                d2 += d * d;
+                r2 += (double)ref_out[k][i] * ref_out[k][i];
+            }
+            err = r2 > 0 ? sqrt(d2 / r2) : -1;
+        }
+        char lerr[37 * 12 + 8] = "[]";
+        if (k == 0) { /* the hidden states through the layers, at 1224 tokens */
+            hd_uit_seq seq = {b.ids, b.text, b.S, b.pos, b.A, NULL};
+            hd_uit_probe probe = {layer_err_probe, le, layers};
+            le->n_layers = layers;
+            le->keep = exact;
+            if (hd_uit_forward(m, &seq, b.vin, 0.5, b.out_rows, b.L, b.out, &probe, &e) < 0) {
+                fprintf(stderr, "bench_uit: forward: %s\n", e.msg);
+                seq_free(&b);
+                goto done;
+            }
+            if (!exact) {
+                size_t at = 0;
+                for (int i = 0; i <= layers; i++)
+                    at += (size_t)snprintf(lerr + at, sizeof lerr - at, "%s%.2e", i ? ", " : "[",
+                                           le->err[i]);
+                snprintf(lerr + at, sizeof lerr - at, "]");
+            }
+        }
+        /* host <-> device traffic of a forward (patches in, predictions out), timed alone:
+         * torch's baseline keeps its input on the GPU and does not read its output back */
+        double xfer_ms = -1;
+        {
+            hd_tensor t;
+            hd_backend_ops const *op = be->ops;
+            if (op->alloc(be, &t, HD_F32, b.L, m->patch_dim, &e) == 0) {
+                double xs[64];
+                for (int r = 0; r < reps; r++) {
+                    double t0x = now_s();
+                    op->write(be, &t, b.vin);
+                    op->read(be, &t, b.out);
+                    xs[r] = (now_s() - t0x) * 1e3;
+                }
+                xfer_ms = stats_of(xs, reps).med;
+                hd_tensor_free(be, &t);
+            }
+        }
+        stats sf = stats_of(fwd, reps);
+        if (k == GPU_SIZES - 1 && json) gpu_op_times(be, m, mode, b.S, b.A, reps);
+        double flops = layers * layer_flops(&mm.cfg.text, b.S, b.A) + io_flops(m, b.L);
+        double tms = tg->ok[k] ? tg->ms[k] : -1;
+        if (json)
+            printf("{\"tokens\": %lld, \"layers\": %d, \"mode\": \"%s\", \"c_ms\": %.3f, "
+                   "\"c_min_ms\": %.3f, \"torch_ms\": %.3f, \"c_over_torch\": %.3f, "
+                   "\"tflops\": %.1f, \"rel_err_vs_exact\": %.3g, \"gpu_used_GiB\": %.2f, "
+                   "\"torch_peak_GiB\": %.2f, \"xfer_ms\": %.3f, \"layer_rel_err\": %s}\n",
+                   (long long)b.S, layers, mode, sf.med, sf.min, tms,
+                   tms > 0 ? sf.med / tms : -1, flops / 1e9 / sf.med, err, gpu_used_gib(),
+                   tg->ok[k] ? tg->peak_gib[k] : -1, xfer_ms, lerr);
+        else
+            printf("%-6lld %-14s %3d layers  C %9.2f ms (min %9.2f)  torch %9.2f ms  C/torch %6.2f"
+                   "  %6.1f TFLOP/s  rel.err %.3g  GPU %.1f GiB\n",
+                   (long long)b.S, mode, layers, sf.med, sf.min, tms, tms > 0 ? sf.med / tms : -1,
+                   flops / 1e9 / sf.med, err, gpu_used_gib());
+        fflush(stdout);
+        seq_free(&b);
+    }
+    rc = 0;
+done:
+    hd_uit_free(m);
+    mm_free(&mm);
+    hd_backend_destroy(be);
+    return rc;
+}
+
+/* --backend cuda: every mode at 1224 and 4296 tokens (the baseline's --text 200 --sizes
+ * 1024,2048) with a LAYERS-layer random model at the 8B shapes, torch bf16 in the same run. */
+static int run_gpu(const char *shared, int layers, int reps, const char *modes, int torch,
+                   int json) {
+    torch_gpu tg;
+    memset(&tg, 0, sizeof tg);
+    if (torch) tg = run_torch_gpu(shared, layers, reps);
+    float *ref_out[GPU_SIZES] = {NULL};
+    layer_err le;
+    memset(&le, 0, sizeof le);
+    char list[256];
+    snprintf(list, sizeof list, "%s", modes);
+    int rc = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ",", &save))
+        rc = gpu_mode(tok, layers, reps, &tg, ref_out, &le, json);
+    for (int k = 0; k < GPU_SIZES; k++) free(ref_out[k]);
+    for (int i = 0; i < 37; i++) free(le.ref[i]);
+    return rc < 0 ? 1 : 0;
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void usage(void) {
@@ -427,14 +743,22 @@ static void usage(void) {
             "usage: bench_uit [--model DIR] [--reps N>=3] [--threads N] [--no-torch]\n"
             "                 [--no-torch-fp32] [--bf16-gemm]\n"
             "                 [--shared DIR] [--only 384|1280]\n"
+            "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
+            "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times the UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU backend\n"
             "and runs shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32)\n"
-            "with the same token counts.\n");
+            "with the same token counts.\n"
+            "With --backend cuda: forwards of an N-layer random model at the 8B shapes (8) for\n"
+            "1224 and 4296 tokens in each mode, and the baseline on the GPU (bf16, same layers);\n"
+            "one line (or JSON object) per tokens x mode: tokens, mode, c_ms, torch_ms, tflops,\n"
+            "rel_err_vs_exact (bf16 modes, of the predicted patches).\n");
 }
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *shared = getenv("HIDREAM_SHARED");
     int reps = 3, n_threads = 0, torch = 1, torch_fp32 = 1, only = 0, bf16_gemm = 0;
+    int layers = 8, json = 0;
+    const char *backend = "cpu", *modes = "exact,bf16";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model_dir = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -444,6 +768,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
         else if (!strcmp(argv[i], "--no-torch-fp32")) torch_fp32 = 0;
         else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = 1;
+        else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i];
+        else if (!strcmp(argv[i], "--json")) json = 1;
         else {
             usage();
             return 2;
@@ -452,6 +780,17 @@ int main(int argc, char **argv) {
     if (reps < 3) reps = 3;
     if (reps > 50) reps = 50;
     if (!shared) shared = "../shared";
+    if (!strcmp(backend, "cuda")) {
+        if (layers < 1 || layers > 36) {
+            fprintf(stderr, "bench_uit: --layers %d: 1 to 36\n", layers);
+            return 2;
+        }
+        return run_gpu(shared, layers, reps, modes, torch, json);
+    }
+    if (strcmp(backend, "cpu")) {
+        usage();
+        return 2;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
 
@@ -488,7 +827,7 @@ int main(int argc, char **argv) {
         printf("model: %s (%d layers, real forward timed)\n", model_dir, cfg.text.num_layers);
     } else {
         double t0 = now_s();
-        if (mm_build(&mm) < 0) {
+        if (mm_build(&mm, 1) < 0) {
             fprintf(stderr, "bench_uit: out of memory building the random layer\n");
             hd_backend_destroy(be);
             return 1;

@@ -90,8 +90,8 @@ typedef int (*hd_noise_fn)(void *user, int step, float *out, size_t n);
 typedef struct hd_generate_params {
     const char *prompt;
     const char *uncond_prompt;  /* CFG's unconditional text; NULL = " " (official) */
-    int width, height;          /* requested size; snapped to a preset unless no_snap */
-    int no_snap;                /* keep the requested size (any multiple of 32) */
+    int width, height;          /* requested size; snapped to a preset of the model unless no_snap */
+    int no_snap;                /* keep the requested size (a multiple of the model's patch size) */
     hd_mode mode;
     int steps;
     double cfg;                 /* CFG applies iff cfg > 1 */
@@ -113,7 +113,8 @@ typedef struct hd_generate_params {
     int preview_every;          /* 0 = no previews */
     hd_noise_fn noise;          /* NULL = default generator */
     void *noise_user;
-    /* optional outputs for verification: the sample after each step, [steps+1][L*3072] */
+    /* optional outputs for verification: the sample after each step, [steps+1][L*3p²]
+     * (3072 values per row for the release's p = 32) */
     float *z_trace;
 } hd_generate_params;
 
@@ -122,9 +123,17 @@ typedef struct hd_generate_params {
 void hd_generate_defaults(hd_generate_params *p, hd_mode mode);
 
 /* Fills p with the defaults of this model: hd_generate_defaults(p, mode), then what the model
- * directory's config.json states (native size, sampler, steps, CFG, shift; see hd_gen_config).
- * A model that states a native size generates at it unless the caller sets width/height. */
+ * directory's config.json states in its "hidream" object (src/io/config.h): native size (else its
+ * first preset) as width/height, scheduler, steps, guidance as cfg, shift, and its noise scale as
+ * the flash noise scale. A model that states nothing keeps the official defaults. */
 void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mode mode);
+
+/* Refuses, with one line, a request this model cannot serve, before any work: reference images
+ * or a layout without a vision tower (or with a patch size other than 32), a size that is not a
+ * multiple of the model's patch size, or (with no_snap) beyond its limits: 8192 per side, and
+ * for a model that states its own sizes twice its largest stated width / height. hd_generate
+ * runs the same checks. */
+int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e);
 
 /* Runs one generation. out receives a malloc'd image (free with hd_image_free). */
 int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e);

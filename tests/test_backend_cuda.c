@@ -404,6 +404,66 @@ static void test_attention_matches_cpu_for_masks_gqa_and_head_dims(ctx *c) {
     check_attention(c, 1, 67, 4, 2, 18, full, 1, 1);                      /* one query */
 }
 
+/* gemm_bf16 on the device also runs attention on the tensor cores (head dims 64 and 128):
+ * q, k, v and the probabilities are rounded to bf16, scores, softmax and sums stay float32.
+ * With inputs that are already bf16 values the only rounding left is that of the
+ * probabilities (relative 2^-9 each, an error of about 1e-3 of the output's rms per element,
+ * the largest of ~10^5 elements near 5e-3), so the result must match the float32 CPU
+ * attention within 1.5e-2 of the output's rms (a wrong mask, scale or head mapping is off by
+ * O(1)); other head dims keep the float32 kernel (1e-4). */
+static void mat_round_to_bf16(ctx *c, mat *m) {
+    for (int64_t i = 0; i < m->prows * m->pcols; i++) m->host[i] = hd_round_bf16(m->host[i]);
+    c->ref->ops->write(c->ref, &m->ref_parent, m->host);
+    c->dev->ops->write(c->dev, &m->dev_parent, m->host);
+}
+
+static void check_attention_bf16(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int hd,
+                                 hd_attn_mask mask, int strided) {
+    mat q, k, v, o;
+    mat_make(c, &q, Sq, (int64_t)Hq * hd, strided, -2, 2);
+    mat_make(c, &k, Sk, (int64_t)Hkv * hd, !strided, -2, 2);
+    mat_make(c, &v, Sk, (int64_t)Hkv * hd, strided, -1, 1);
+    mat_make(c, &o, Sq, (int64_t)Hq * hd, !strided, -1, 1);
+    mat_round_to_bf16(c, &q);
+    mat_round_to_bf16(c, &k);
+    mat_round_to_bf16(c, &v);
+    float scale = 1.0f / sqrtf((float)hd);
+    c->ref->ops->attention(c->ref, &o.ref, &q.ref, &k.ref, &v.ref, Hq, Hkv, hd, scale, mask);
+    c->dev->ops->attention(c->dev, &o.dev, &q.dev, &k.dev, &v.dev, Hq, Hkv, hd, scale, mask);
+    char what[160];
+    snprintf(what, sizeof what, "attention (gemm_bf16) Sq=%lld Sk=%lld Hq=%d Hkv=%d hd=%d "
+             "q_offset=%lld n_causal=%lld", (long long)Sq, (long long)Sk, Hq, Hkv, hd,
+             (long long)mask.q_offset, (long long)mask.n_causal);
+    if (hd == 64 || hd == 128) mat_check(c, &o, 1.5e-2, 1e-30, 1, what);
+    else mat_check(c, &o, F32_SUM, what);
+    mat_free(c, &q);
+    mat_free(c, &k);
+    mat_free(c, &v);
+    mat_free(c, &o);
+}
+
+static void test_attention_bf16_option_uses_tensor_cores_within_bf16_accuracy(ctx *c) {
+    if (!c->is_cuda) return;
+    hd_error e = {0};
+    hd_backend_options opt = {0};
+    opt.gemm_bf16 = 1;
+    ctx f = *c;
+    CHECKF(hd_backend_create(&f.dev, "cuda", &opt, &e) == 0, "%s", e.msg);
+    if (!f.dev) return;
+    hd_attn_mask full = {0, 0};
+    check_attention_bf16(&f, 1, 1, 1, 1, 128, full, 0);                        /* smallest */
+    check_attention_bf16(&f, 70, 200, 32, 8, 128, (hd_attn_mask){0, 0}, 1);    /* Qwen3 GQA */
+    check_attention_bf16(&f, 300, 300, 8, 2, 128, (hd_attn_mask){0, 77}, 0);   /* hybrid */
+    check_attention_bf16(&f, 130, 130, 4, 4, 64, (hd_attn_mask){0, 130}, 1);   /* causal */
+    check_attention_bf16(&f, 50, 190, 4, 1, 128, (hd_attn_mask){140, 170}, 0); /* cached suffix */
+    check_attention_bf16(&f, 9, 12, 4, 2, 64, (hd_attn_mask){-3, 5}, 1); /* rows see nothing */
+    check_attention_bf16(&f, 5, 0, 2, 1, 128, full, 0);                        /* no keys */
+    check_attention_bf16(&f, 333, 65, 2, 1, 64, full, 1);    /* partial tiles of rows, keys */
+    check_attention_bf16(&f, 40, 40, 4, 2, 72, (hd_attn_mask){0, 10}, 0);  /* float32 kernel */
+    CHECKF(hd_backend_status(f.dev, &e) == 0, "%s", e.msg);
+    hd_backend_destroy(f.dev);
+}
+
 /* ---- norms ---- */
 
 static void test_rmsnorm_matches_cpu_grouped_and_in_place(ctx *c) {
@@ -690,6 +750,7 @@ int main(void) {
     RUN_CTX(test_linear_matches_cpu);
     RUN_CTX(test_linear_bf16_option_rounds_operands);
     RUN_CTX(test_attention_matches_cpu_for_masks_gqa_and_head_dims);
+    RUN_CTX(test_attention_bf16_option_uses_tensor_cores_within_bf16_accuracy);
     RUN_CTX(test_rmsnorm_matches_cpu_grouped_and_in_place);
     RUN_CTX(test_layernorm_matches_cpu_with_optional_weight_and_bias);
     RUN_CTX(test_rope_matches_cpu_on_column_views);

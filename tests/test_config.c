@@ -421,6 +421,126 @@ static void test_8b_parameter_counts_match_spec(void) {
     CHECK(pc.total + pc.lm_head == 8804887792LL);
 }
 
+/* ---- the "hidream" object (generation settings) --------------------------------------------- */
+
+/* base_config with "hidream": <json> (NULL = no object). */
+static int parse_with_hidream(const char *json, hd_config *cfg, hd_error *e) {
+    json_t *root = json_loads(base_config, 0, NULL);
+    if (json) {
+        json_error_t jerr;
+        json_t *h = json_loads(json, JSON_DECODE_ANY, &jerr);
+        CHECKF(h != NULL, "test JSON '%s': %s", json, jerr.text);
+        json_object_set_new(root, "hidream", h);
+    }
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    int rc = hd_config_parse_json(cfg, text, strlen(text), "cfg.json", e);
+    free(text);
+    return rc;
+}
+
+static void check_release_generation(const hd_gen_config *g, int stated) {
+    CHECK(g->stated == stated);
+    CHECK(g->patch_size == 32 && g->noise_scale == 8.0);
+    CHECK(g->native_w == 0 && g->native_h == 0 && g->n_resolutions == 0);
+    CHECK(g->scheduler[0] == 0 && g->steps == 0 && g->guidance < 0 && g->shift < 0);
+}
+
+static void test_generation_settings_default_to_the_release(void) {
+    hd_config c;
+    hd_error e = {0};
+    CHECKF(parse_with_hidream(NULL, &c, &e) == 0, "%s", e.msg);
+    check_release_generation(&c.gen, 0);
+    CHECKF(parse_with_hidream("{}", &c, &e) == 0, "%s", e.msg);
+    check_release_generation(&c.gen, 1);
+    CHECKF(parse_with_hidream("null", &c, &e) == 0, "%s", e.msg);
+    check_release_generation(&c.gen, 0);
+}
+
+static void test_every_generation_field_is_read(void) {
+    hd_config c;
+    hd_error e = {0};
+    CHECKF(parse_with_hidream("{\"patch_size\": 8, \"noise_scale\": 1.5, \"native_size\": [64, 48],"
+                              " \"resolutions\": [[96, 48], [64, 48], [48, 64]],"
+                              " \"scheduler\": \"flow_match\", \"steps\": 20, \"guidance\": 0,"
+                              " \"shift\": 2.5}",
+                              &c, &e) == 0,
+           "%s", e.msg);
+    const hd_gen_config *g = &c.gen;
+    CHECK(g->stated == 1 && g->patch_size == 8 && g->noise_scale == 1.5);
+    CHECK(g->native_w == 64 && g->native_h == 48);
+    CHECK(g->n_resolutions == 3 && g->resolutions[0][0] == 96 && g->resolutions[0][1] == 48 &&
+          g->resolutions[2][0] == 48 && g->resolutions[2][1] == 64);
+    CHECK(!strcmp(g->scheduler, "flow_match") && g->steps == 20);
+    CHECK(g->guidance == 0.0 && g->shift == 2.5);
+    /* integers are numbers too; each scheduler name is accepted */
+    CHECKF(parse_with_hidream("{\"noise_scale\": 2, \"scheduler\": \"flash\"}", &c, &e) == 0,
+           "%s", e.msg);
+    CHECK(c.gen.noise_scale == 2.0 && !strcmp(c.gen.scheduler, "flash") && c.gen.patch_size == 32);
+    CHECKF(parse_with_hidream("{\"scheduler\": \"unipc\", \"patch_size\": 1,"
+                              " \"native_size\": [3, 5]}",
+                              &c, &e) == 0,
+           "%s", e.msg);
+    CHECK(c.gen.patch_size == 1 && c.gen.native_w == 3 && c.gen.native_h == 5);
+}
+
+static void test_invalid_generation_fields_are_named(void) {
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"[]", "hidream: not an object"},
+        {"{\"patch\": 8}", "hidream.patch: unknown field"},
+        {"{\"patch_size\": 0}", "hidream.patch_size = 0 is out of range [1, 64]"},
+        {"{\"patch_size\": 65}", "hidream.patch_size = 65 is out of range"},
+        {"{\"patch_size\": 8.5}", "hidream.patch_size: not an integer"},
+        {"{\"noise_scale\": 0}", "hidream.noise_scale = 0 must be >"},
+        {"{\"noise_scale\": -1}", "hidream.noise_scale = -1"},
+        {"{\"noise_scale\": \"8\"}", "hidream.noise_scale: not a number"},
+        {"{\"patch_size\": 8, \"native_size\": [60, 64]}",
+         "hidream.native_size: width 60 is not a positive multiple of the patch size 8"},
+        {"{\"native_size\": [64]}", "hidream.native_size: not [width, height] integers"},
+        {"{\"native_size\": [32, 16384]}", "hidream.native_size: height 16384"},
+        {"{\"native_size\": [0, 32]}", "hidream.native_size: width 0"},
+        {"{\"resolutions\": []}", "hidream.resolutions: not an array of 1 to 32"},
+        {"{\"resolutions\": [[48, 64]]}", "hidream.resolutions[0]: width 48 is not a positive "
+                                          "multiple of the patch size 32"},
+        {"{\"resolutions\": [[32, 32], \"64x64\"]}", "hidream.resolutions[1]: not [width, height]"},
+        {"{\"native_size\": [64, 64], \"resolutions\": [[32, 32]]}",
+         "hidream.native_size 64x64 is not one of hidream.resolutions"},
+        {"{\"scheduler\": \"ddim\"}", "hidream.scheduler = \"ddim\": not unipc, flow_match or flash"},
+        {"{\"scheduler\": 3}", "hidream.scheduler: not a string"},
+        {"{\"steps\": 0}", "hidream.steps = 0 is out of range [1, 1000]"},
+        {"{\"steps\": 1001}", "hidream.steps = 1001 is out of range"},
+        {"{\"guidance\": -1}", "hidream.guidance = -1 must be >= 0"},
+        {"{\"guidance\": true}", "hidream.guidance: not a number"},
+        {"{\"shift\": 0}", "hidream.shift = 0 must be > 0"},
+        {"{\"shift\": 1e9}", "hidream.shift = 1e+09 must be > 0 and at most 10000"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        hd_config c;
+        hd_error e = {0};
+        int rc = parse_with_hidream(cases[i].json, &c, &e);
+        CHECKF(rc == HD_EFORMAT, "case %zu (%s): rc %d", i, cases[i].json, rc);
+        CHECKF(strstr(e.msg, cases[i].want) && strstr(e.msg, "cfg.json"),
+               "case %zu: '%s' lacks '%s'", i, e.msg, cases[i].want);
+    }
+}
+
+/* The HiDream additions' shapes follow the patch size: 3·p² values per patch row. */
+static void test_inventory_follows_the_patch_size(void) {
+    hd_config c;
+    hd_error e = {0};
+    CHECKF(parse_with_hidream("{\"patch_size\": 8}", &c, &e) == 0, "%s", e.msg);
+    hd_param_counts a, b;
+    hd_inventory_param_counts(&c, &a);
+    CHECKF(parse_with_hidream(NULL, &c, &e) == 0, "%s", e.msg);
+    hd_inventory_param_counts(&c, &b);
+    /* proj1 [D/4, 3p²], final_layer2 weight [3p², D] and bias [3p²]; D = 16 */
+    int64_t d8 = 4 * 192 + 192 * 16 + 192, d32 = 4 * 3072 + 3072 * 16 + 3072;
+    CHECK(b.part[HD_PART_HIDREAM] - a.part[HD_PART_HIDREAM] == d32 - d8);
+    CHECK(a.part[HD_PART_TEXT] == b.part[HD_PART_TEXT]);
+}
+
 int main(void) {
     RUN_TEST(test_base_config_parses_with_exact_values);
     RUN_TEST(test_rope_theta_location_precedence);
@@ -434,5 +554,9 @@ int main(void) {
     RUN_TEST(test_load_dir_errors_name_the_file);
     RUN_TEST(test_golden_config_matches_its_files);
     RUN_TEST(test_8b_parameter_counts_match_spec);
+    RUN_TEST(test_generation_settings_default_to_the_release);
+    RUN_TEST(test_every_generation_field_is_read);
+    RUN_TEST(test_invalid_generation_fields_are_named);
+    RUN_TEST(test_inventory_follows_the_patch_size);
     return hd_test_finish();
 }

@@ -542,12 +542,12 @@ static void test_patchify_layout_and_roundtrip(void) {
     float *img = malloc(sizeof(float) * 3 * w * h), *rows = malloc(sizeof(float) * 6 * 3072),
           *back = malloc(sizeof(float) * 3 * w * h);
     for (int i = 0; i < 3 * w * h; i++) img[i] = (float)i;
-    CHECK(hd_patchify(img, w, h, rows, &e) == 0);
+    CHECK(hd_patchify(img, w, h, 32, rows, &e) == 0);
     /* pixel (c=2, y=40, x=70): patch row 1, column 2 -> n = 1*3 + 2; f = 2*1024 + 8*32 + 6 */
     CHECK(rows[5 * 3072 + 2 * 1024 + 8 * 32 + 6] == (float)((2 * h + 40) * w + 70));
-    CHECK(hd_unpatchify(rows, w, h, back, &e) == 0);
+    CHECK(hd_unpatchify(rows, w, h, 32, back, &e) == 0);
     CHECK(memcmp(img, back, sizeof(float) * 3 * w * h) == 0);
-    CHECK(hd_patchify(img, 100, 64, rows, &e) == HD_EINVAL);
+    CHECK(hd_patchify(img, 100, 64, 32, rows, &e) == HD_EINVAL);
     free(img);
     free(rows);
     free(back);

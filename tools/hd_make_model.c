@@ -1,7 +1,13 @@
 /* hd_make_model — writes a HiDream-O1-Image model directory of random weights for any config.
  *
  *   hd_make_model (--preset tiny|8b | --config FILE) --out DIR [--seed N] [--dtype bf16|f32]
- *                 [--shards N] [--no-vision]
+ *                 [--shards N] [--no-vision] [--patch P] [--native WxH] [--noise-scale S]
+ *                 [--hidream JSON]
+ *
+ * --patch, --native, --noise-scale and --hidream write the config's "hidream" object (generation
+ * settings of a small model, src/io/config.h): --hidream merges a JSON object into it, the other
+ * three set patch_size, native_size and noise_scale. The patch embedding and head then have
+ * 3·P² values per patch.
  *
  * Writes DIR/config.json, DIR/tokenizer.json (byte-level BPE without merges, the layout of
  * shared/golden/model-tiny/tokenizer.json: byte b is id b+1, plus the special tokens) and the
@@ -467,7 +473,53 @@ static int write_weights(const char *dir, const hd_config *c, uint64_t seed, hd_
 static void usage(FILE *f) {
     fprintf(f, "usage: hd_make_model (--preset tiny|8b | --config FILE) --out DIR [--seed N]\n"
                "                     [--dtype bf16|f32] [--shards N] [--no-vision]\n"
+               "                     [--patch P] [--native WxH] [--noise-scale S] [--hidream JSON]\n"
                "Writes a model directory (config.json, tokenizer.json, random weights).\n");
+}
+
+/* The "hidream" object edits of the command line. */
+typedef struct gen_edits {
+    long patch;          /* 0 = not given */
+    int native_w, native_h;
+    double noise_scale;  /* 0 = not given */
+    const char *json;    /* object merged into "hidream", NULL = none */
+} gen_edits;
+
+/* Rewrites *text with the edits applied to its "hidream" object. */
+static int apply_gen_edits(char **text, size_t *len, const gen_edits *g, hd_error *e) {
+    if (!g->patch && !g->native_w && !g->noise_scale && !g->json) return 0;
+    json_error_t jerr;
+    json_t *root = json_loadb(*text, *len, 0, &jerr);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return hd_fail(e, HD_EFORMAT, "config: not a JSON object");
+    }
+    json_t *h = json_object_get(root, "hidream");
+    if (!json_is_object(h)) {
+        h = json_object();
+        json_object_set_new(root, "hidream", h);
+    }
+    int rc = 0;
+    if (g->json) {
+        json_t *add = json_loads(g->json, 0, &jerr);
+        if (!json_is_object(add))
+            rc = hd_fail(e, HD_EFORMAT, "--hidream: not a JSON object: %s", jerr.text);
+        else
+            json_object_update(h, add);
+        json_decref(add);
+    }
+    if (g->patch) json_object_set_new(h, "patch_size", json_integer(g->patch));
+    if (g->native_w)
+        json_object_set_new(h, "native_size", json_pack("[ii]", g->native_w, g->native_h));
+    if (g->noise_scale) json_object_set_new(h, "noise_scale", json_real(g->noise_scale));
+    char *out = rc == 0 ? json_dumps(root, JSON_INDENT(2)) : NULL;
+    json_decref(root);
+    if (rc) return rc;
+    if (!out) return hd_fail(e, HD_ENOMEM, "out of memory");
+    free(*text);
+    *text = out;
+    *len = strlen(out);
+    return 0;
 }
 
 static char *slurp(const char *path, size_t *len) {
@@ -499,6 +551,7 @@ int main(int argc, char **argv) {
     uint64_t seed = 0;
     hd_dtype dtype = HD_BF16;
     int shards = 1, no_vision = 0;
+    gen_edits ge = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -543,6 +596,26 @@ int main(int argc, char **argv) {
                 return 2;
             }
             shards = (int)n;
+        } else if (!strcmp(a, "--patch")) {
+            ge.patch = strtol(v, &end, 10);
+            if (!*v || *end || ge.patch < 1 || ge.patch > 64) {
+                fprintf(stderr, "hd_make_model: --patch must be 1..64\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--native")) {
+            if (sscanf(v, "%dx%d", &ge.native_w, &ge.native_h) != 2 || ge.native_w < 1 ||
+                ge.native_h < 1) {
+                fprintf(stderr, "hd_make_model: --native must be WxH\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--noise-scale")) {
+            ge.noise_scale = strtod(v, &end);
+            if (!*v || *end || !(ge.noise_scale > 0)) {
+                fprintf(stderr, "hd_make_model: --noise-scale must be a positive number\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--hidream")) {
+            ge.json = v;
         } else {
             fprintf(stderr, "hd_make_model: unknown option '%s'\n", a);
             usage(stderr);
@@ -574,6 +647,11 @@ int main(int argc, char **argv) {
     hd_error e = {0};
     hd_config cfg;
     token_plan plan = {0};
+    if (config_text && apply_gen_edits(&config_text, &config_len, &ge, &e) < 0) {
+        fprintf(stderr, "hd_make_model: %s\n", e.msg);
+        free(config_text);
+        return 2;
+    }
     int rc = config_text ? hd_config_parse_json(&cfg, config_text, config_len,
                                                 config_file ? config_file : preset, &e)
                          : hd_fail(&e, HD_ENOMEM, "out of memory");

@@ -9,5 +9,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_check_tokenizer(int argc, char **argv);
 int cmd_check_golden(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_shapes(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -1,5 +1,11 @@
 /* `hidream generate`: prompt (+ reference images) -> picture, with PNG metadata that can
- * regenerate it (--from-png). */
+ * regenerate it (--from-png).
+ *
+ * Defaults come from the model (hd_model_generate_defaults: its native size, presets and sampler
+ * settings, or the official ones), then --from-png metadata, then explicit flags. Without -m the
+ * embedded model is used: models/shapes next to the binary (<exe dir>/../models/shapes or
+ * <exe dir>/models/shapes) or the installed copy (HIDREAM_MODELS_DIR/shapes) — never a path
+ * relative to the current directory. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -12,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/embedded_model.h"
 #include "hidream.h"
 #include "image/codec.h"
 #include "image/layout.h"
@@ -27,32 +34,37 @@ typedef struct gen_opts {
     hd_generate_params p;
     /* which fields the user set explicitly (they override --from-png and mode defaults) */
     int set_steps, set_cfg, set_shift, set_seed, set_size, set_sched, set_noise, set_clip;
-    char *own[4]; /* strings taken from PNG metadata */
+    int set_width, set_height;
+    char *own[8]; /* strings taken from PNG metadata */
     int n_own;
 } gen_opts;
 
 static const char *keep(gen_opts *o, const char *s) {
     char *d = strdup(s);
-    if (d && o->n_own < 4) o->own[o->n_own++] = d;
+    if (d && o->n_own < 8) o->own[o->n_own++] = d;
     else {
         free(d);
-        return s; /* unreachable in practice: at most 3 strings are kept */
+        return s; /* unreachable in practice: at most 4 strings are kept */
     }
     return d;
 }
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: hidream generate -m DIR -p PROMPT -o OUT.png [options]\n"
+            "usage: hidream generate [-m DIR] -p PROMPT -o OUT.png [options]\n"
             "       hidream generate --from-png IMAGE.png [-m DIR] -o OUT.png [overrides]\n"
-            "  -m, --model DIR          HiDream-O1-Image model directory\n"
+            "  -m, --model DIR          model directory (default: the embedded model, models/shapes\n"
+            "                           next to the binary or in " HIDREAM_MODELS_DIR ")\n"
             "  -p, --prompt TEXT        the prompt\n"
             "  -o, --output FILE        .png (with metadata), .jpg/.jpeg or .webp\n"
             "  --mode full|dev          official defaults: full = UniPC 50 steps, CFG 5, shift 3;\n"
             "                           dev = flash sampler, 28 fixed timesteps, no CFG, noise 7.5/clip 2.5\n"
+            "                           (a model's config.json may state its own; see hidream info)\n"
             "  --steps N --cfg G --shift S --seed N\n"
-            "  --width W --height H     requested size (snapped to the nearest preset aspect)\n"
-            "  --no-snap                keep the requested size (multiples of 32)\n"
+            "  --width W --height H     requested size (snapped to the nearest preset aspect of the\n"
+            "                           model; default: its native size, else 2048x2048)\n"
+            "  --no-snap                keep the requested size (multiples of the model's patch size;\n"
+            "                           a model with a native size allows up to twice it per side)\n"
             "  --scheduler unipc|flow_match|flash   --timesteps 999,877,...\n"
             "  --noise-scale X [--noise-scale-end Y] --noise-clip-std X   (flash)\n"
             "  --uncond TEXT            CFG's unconditional prompt (default \" \", as upstream)\n"
@@ -259,6 +271,42 @@ static int on_progress(void *user, int step, int total, const hd_image *preview)
     return 0;
 }
 
+static void free_own(gen_opts *o) {
+    for (int k = 0; k < o->n_own; k++) free(o->own[k]);
+    o->n_own = 0;
+}
+
+/* The model directory recorded in a --from-png picture (NULL if none or unreadable; the
+ * metadata is read again, with its errors, once the model is loaded). */
+static const char *png_model_dir(gen_opts *o) {
+    hd_png_text t = {0};
+    hd_error e = {0};
+    if (hd_png_read_text(o->from_png, &t, &e) < 0) return NULL;
+    const char *v = hd_png_text_get(&t, "hidream:model_dir");
+    const char *dir = v ? keep(o, v) : NULL;
+    hd_png_text_free(&t);
+    return dir;
+}
+
+/* The model's own defaults (native size, sampler settings) for every field no flag set. */
+static void apply_model_defaults(gen_opts *o, const hd_model *m, hd_mode mode) {
+    hd_generate_params d;
+    hd_model_generate_defaults(m, &d, mode);
+    hd_generate_params *p = &o->p;
+    if (!o->set_width) p->width = d.width;
+    if (!o->set_height) p->height = d.height;
+    if (!o->set_steps) p->steps = d.steps;
+    if (!o->set_cfg) p->cfg = d.cfg;
+    if (!o->set_shift) p->shift = d.shift;
+    if (!o->set_seed) p->seed = d.seed;
+    if (!o->set_sched) p->scheduler = d.scheduler;
+    if (!o->set_noise) {
+        p->noise_scale_start = d.noise_scale_start;
+        p->noise_scale_end = d.noise_scale_end;
+    }
+    if (!o->set_clip) p->noise_clip_std = d.noise_clip_std;
+}
+
 /* Checks that the output can be written before spending minutes on compute. */
 static int check_output_path(const char *out) {
     hd_image_format f = hd_image_format_from_name(out);
@@ -357,8 +405,8 @@ int cmd_generate(int argc, char **argv) {
         } else if (!strcmp(a, "--width") || !strcmp(a, "--height")) {
             NEED();
             if (parse_int(a, val, 1, 1 << 20, &iv)) return 2;
-            if (a[2] == 'w') p->width = (int)iv;
-            else p->height = (int)iv;
+            if (a[2] == 'w') p->width = (int)iv, o.set_width = 1;
+            else p->height = (int)iv, o.set_height = 1;
             o.set_size = 1;
         } else if (!strcmp(a, "--no-snap")) p->no_snap = 1;
         else if (!strcmp(a, "--scheduler")) {
@@ -410,51 +458,68 @@ int cmd_generate(int argc, char **argv) {
 #undef NEED
     }
     if (o.set_noise) p->noise_scale_end = isnan(noise_end) ? p->noise_scale_start : noise_end;
-    if (o.from_png && apply_png_metadata(&o) < 0) {
-        for (int k = 0; k < o.n_own; k++) free(o.own[k]);
-        return 2;
-    }
+
+    /* the model: -m, else the one a --from-png picture names, else the embedded one */
+    char embedded[4096], searched[8192];
+    if (!o.model && o.from_png) o.model = png_model_dir(&o);
     if (!o.model) {
-        fprintf(stderr, "hidream generate: -m/--model DIR is required\n");
-        return 2;
-    }
-    if (!p->prompt) {
-        fprintf(stderr, "hidream generate: -p/--prompt is required\n");
-        return 2;
-    }
-    if (!o.output) {
-        fprintf(stderr, "hidream generate: -o/--output is required\n");
-        return 2;
-    }
-    if (p->preview_every && !o.preview_dir) {
-        fprintf(stderr, "hidream generate: --preview-every needs --preview DIR\n");
-        return 2;
-    }
-    if (o.preview_dir && !p->preview_every) p->preview_every = 1;
-    if (check_output_path(o.output) < 0) return 2;
-    if (o.preview_dir) {
-        struct stat sb;
-        if (stat(o.preview_dir, &sb) != 0 && mkdir(o.preview_dir, 0777) != 0) {
-            fprintf(stderr, "hidream generate: --preview: cannot create '%s': %s\n", o.preview_dir,
-                    strerror(errno));
+        if (hd_find_embedded_model(embedded, sizeof embedded, searched, sizeof searched) < 0) {
+            fprintf(stderr, "hidream generate: no -m/--model given and no embedded model found "
+                            "(looked in %s)\n", searched);
+            free_own(&o);
             return 2;
         }
+        o.model = embedded;
     }
-
     int rc = 2;
     hd_error e = {0};
     hd_model *m = NULL;
     hd_image refs[MAX_REFS];
     memset(refs, 0, sizeof refs);
     hd_image out = {0};
+    if (!o.output) {
+        fprintf(stderr, "hidream generate: -o/--output is required\n");
+        goto done;
+    }
+    if (p->preview_every && !o.preview_dir) {
+        fprintf(stderr, "hidream generate: --preview-every needs --preview DIR\n");
+        goto done;
+    }
+    if (o.preview_dir && !p->preview_every) p->preview_every = 1;
+    if (check_output_path(o.output) < 0) goto done;
+
+    hd_model_options mo = {o.backend ? o.backend : "cpu", o.threads, o.bf16_gemm};
+    if (hd_model_load(&m, o.model, &mo, &e) < 0) {
+        fprintf(stderr, "hidream generate: %s\n", e.msg);
+        goto done;
+    }
+    apply_model_defaults(&o, m, mode);
+    if (o.from_png && apply_png_metadata(&o) < 0) goto done;
+    if (!p->prompt) {
+        fprintf(stderr, "hidream generate: -p/--prompt is required\n");
+        goto done;
+    }
+    /* what this model cannot do is refused before any image is read or computed */
+    p->n_refs = o.n_refs;
+    p->refs = refs;
+    if (hd_model_check_request(m, p, &e) < 0) {
+        fprintf(stderr, "hidream generate: %s\n", e.msg);
+        goto done;
+    }
+    if (o.preview_dir) {
+        struct stat sb;
+        if (stat(o.preview_dir, &sb) != 0 && mkdir(o.preview_dir, 0777) != 0) {
+            fprintf(stderr, "hidream generate: --preview: cannot create '%s': %s\n", o.preview_dir,
+                    strerror(errno));
+            goto done;
+        }
+    }
     for (int k = 0; k < o.n_refs; k++) {
         if (hd_image_load(o.ref_paths[k], &refs[k], &e) < 0) {
             fprintf(stderr, "hidream generate: --ref: %s\n", e.msg);
             goto done;
         }
     }
-    p->refs = refs;
-    p->n_refs = o.n_refs;
     /* The official code warns and carries on in these two cases; so do we. */
     if (p->keep_aspect && o.n_refs != 1)
         fprintf(stderr, "hidream generate: warning: --keep-aspect needs exactly one --ref; the "
@@ -475,11 +540,6 @@ int cmd_generate(int argc, char **argv) {
         }
     }
 
-    hd_model_options mo = {o.backend ? o.backend : "cpu", o.threads, o.bf16_gemm};
-    if (hd_model_load(&m, o.model, &mo, &e) < 0) {
-        fprintf(stderr, "hidream generate: %s\n", e.msg);
-        goto done;
-    }
     progress_ctx pc = {isatty(2), o.verbose, now_s(), o.preview_dir, 0};
     p->progress = on_progress;
     p->progress_user = &pc;
@@ -539,6 +599,6 @@ done:
     hd_image_free(&out);
     for (int k = 0; k < o.n_refs; k++) hd_image_free(&refs[k]);
     hd_model_free(m);
-    for (int k = 0; k < o.n_own; k++) free(o.own[k]);
+    free_own(&o);
     return rc;
 }

@@ -2,8 +2,9 @@
  *
  * Loads config.json + tokenizer.json, maps the weights and checks them against the inventory
  * (vision tensors optional: a directory without them still serves text-to-image). Prints the
- * architecture, dimensions, special token ids, parameter counts, dtypes, bytes on disk and a
- * memory estimate for a 2048x2048 image. Exit 0 = usable, 2 = unusable or bad usage. */
+ * architecture, dimensions, special token ids, the generation settings (patch size, noise scale,
+ * native size, presets, sampler defaults), parameter counts, dtypes, bytes on disk and a memory
+ * estimate for the model's default image size (2048x2048 for the release). Exit 0 = usable, 2 = unusable or bad usage. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,11 +14,12 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/inventory.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/resolution.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
-/* Assumptions of the memory estimate (a typical prompt; the default output size). */
-#define EST_IMAGE_SIDE 2048
+/* Assumptions of the memory estimate (a typical prompt). */
 #define EST_PROMPT_TOKENS 128
 #define EST_CONDITION_SIDE 384 /* VLM condition copy of a reference image (spec 01 §5) */
 
@@ -69,6 +71,40 @@ static double vit_activation_bytes(const hd_vision_config *v) {
     return 4.0 * (n * (patch_in + 6 * h + inner) + n * n);
 }
 
+/* The size `generate` uses when none is asked for: the native size, else the first preset. */
+static void default_size(const hd_gen_config *g, int *w, int *h) {
+    int list[HD_MAX_RESOLUTIONS][2];
+    hd_model_presets(g, list);
+    *w = g->native_w > 0 ? g->native_w : hd_model_has_own_sizes(g) ? list[0][0] : 2048;
+    *h = g->native_w > 0 ? g->native_h : hd_model_has_own_sizes(g) ? list[0][1] : 2048;
+}
+
+/* The "hidream" object of config.json as generate will use it. */
+static void print_generation(const hd_gen_config *g) {
+    int p = g->patch_size;
+    printf("generation    patch %d (%d values per patch), noise scale %g, native size ", p,
+           3 * p * p, g->noise_scale);
+    if (g->native_w > 0) printf("%dx%d\n", g->native_w, g->native_h);
+    else printf("not stated\n");
+    int list[HD_MAX_RESOLUTIONS][2];
+    int n = hd_model_presets(g, list);
+    printf("              presets %s:", hd_model_has_own_sizes(g) ? "(the model's own)"
+                                                                   : "(the release's)");
+    for (int i = 0; i < n; i++) printf(" %dx%d", list[i][0], list[i][1]);
+    printf("\n              sampler defaults: ");
+    if (!g->scheduler[0] && g->steps <= 0 && g->guidance < 0 && g->shift <= 0) {
+        printf("by mode (full: unipc, 50 steps, cfg 5, shift 3; dev: flash, 28 steps, no cfg)\n");
+        return;
+    }
+    printf("scheduler %s", g->scheduler[0] ? g->scheduler : "by mode");
+    if (g->steps > 0) printf(", %d steps", g->steps);
+    else printf(", steps by mode");
+    if (g->guidance >= 0) printf(", cfg %g", g->guidance);
+    else printf(", cfg by mode");
+    if (g->shift > 0) printf(", shift %g\n", g->shift);
+    else printf(", shift by mode\n");
+}
+
 int cmd_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
@@ -83,7 +119,7 @@ int cmd_info(int argc, char **argv) {
     hd_config cfg;
     hd_safetensors st = {0};
     if (hd_config_load_dir(&cfg, dir, &e) || hd_st_open_dir(&st, dir, &e) ||
-        hd_inventory_check(&cfg, &st, 0, &e)) {
+        hd_model_check_patch_size(&cfg, &st, dir, &e) || hd_inventory_check(&cfg, &st, 0, &e)) {
         fprintf(stderr, "hidream info: %s\n", e.msg);
         hd_st_close(&st);
         return 2;
@@ -118,6 +154,7 @@ int cmd_info(int argc, char **argv) {
     } else {
         printf("vision        none (text-to-image only)\n");
     }
+    print_generation(&cfg.gen);
     const hd_token_ids *id = &cfg.ids;
     printf("tokens        tms %d, boi %d, image_pad %d, video_pad %d, vision_start %d, "
            "vision_end %d,\n              im_start %d, im_end %d, endoftext %d (-1 = absent)\n",
@@ -167,13 +204,17 @@ int cmd_info(int argc, char **argv) {
                    (double)bytes_per_dtype[d] / GIB);
     printf("\n");
 
-    /* memory: weights stay mapped (only the parts a task touches are paged in), activations f32 */
-    double L = (double)(EST_IMAGE_SIDE / HD_PIXEL_PATCH) * (EST_IMAGE_SIDE / HD_PIXEL_PATCH);
+    /* memory: weights stay mapped (only the parts a task touches are paged in), activations f32;
+     * at the size a plain `generate` makes (the model's native size, or 2048x2048) */
+    int est_w, est_h;
+    default_size(&cfg.gen, &est_w, &est_h);
+    const int patch = cfg.gen.patch_size;
+    double L = (double)(est_w / patch) * (est_h / patch);
     double w_t2i = (double)(part_bytes[HD_PART_TEXT] + part_bytes[HD_PART_HIDREAM]);
     double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L);
     printf("memory        text-to-image %dx%d: weights %.2f GiB mapped + activations ~%.2f GiB"
            " = ~%.2f GiB\n",
-           EST_IMAGE_SIDE, EST_IMAGE_SIDE, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
+           est_w, est_h, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
     if (have_vision) {
         /* one reference at the output size: its patches join the sequence, its condition copy
          * becomes ViT tokens inside the prompt */

@@ -13,7 +13,11 @@
 #include "image/patchify.h"
 #include "pipeline/pipeline.h"
 
-#define PATCH_DIM 3072
+/* Values per patch row of the job's model (3·32² = 3072 for the release). */
+static size_t job_patch_dim(const hd_job *job) {
+    int p = job->m->cfg.gen.patch_size;
+    return (size_t)3 * p * p;
+}
 
 typedef struct pcase {
     golden_ctx *g;
@@ -229,7 +233,7 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
             float *chw = malloc((size_t)in->numel * sizeof *chw),
                   *rows = malloc((size_t)in->numel * sizeof *rows);
             if (chw && rows && hd_st_read_f32(in, chw, (size_t)in->numel, &e) == 0 &&
-                hd_patchify(chw, job.width, job.height, rows, &e) == 0) {
+                hd_patchify(chw, job.width, job.height, m->cfg.gen.patch_size, rows, &e) == 0) {
                 for (int64_t i = 0; i < in->numel; i++)
                     if (rows[i] != job.z[i]) {
                         mismatch(&c, "%s: differs first at patch value %lld", "initial_noise", (long long)i);
@@ -242,7 +246,7 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
             mismatch(&c, "%s: size differs from our %lld values", "initial_noise",
                      3LL * job.width * job.height);
         }
-        size_t nz = (size_t)job.L * PATCH_DIM;
+        size_t nz = (size_t)job.L * job_patch_dim(&job);
         trace = malloc((size_t)(job.sched.n_steps + 1) * nz * sizeof *trace);
         job.p.z_trace = trace;
         if (!trace) rc = -1;
@@ -255,7 +259,7 @@ static void run_case(golden_ctx *g, hd_model *m, const char *name, json_t *cj) {
         /* final sample and image */
         const hd_st_tensor *zs = find(&c, "z_steps");
         const hd_st_tensor *im = find(&c, "image");
-        size_t nz = (size_t)job.L * PATCH_DIM;
+        size_t nz = (size_t)job.L * job_patch_dim(&job);
         int steps = job.sched.n_steps;
         double rel = INFINITY, worst_row = 0;
         int worst_i = -1;

@@ -15,6 +15,8 @@ static const struct {
     {"tokenize", cmd_tokenize, "encode text to token ids (or --decode ids)"},
     {"check-tokenizer", cmd_check_tokenizer, "run a tokenizer case file (golden layout)"},
     {"check-golden", cmd_check_golden, "verify a golden directory against this implementation"},
+    {"shapes", cmd_shapes, "write the shapes world (spec 09) as captioned images, or its tokenizer"},
+    {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
 };
 
 static void usage(FILE *f) {

@@ -245,6 +245,116 @@ static int parse_vision(hd_vision_config *v, json_t *root, int text_hidden, cons
     return 0;
 }
 
+/* ---- "hidream" object (generation settings of the model) ------------------------------------ */
+
+void hd_gen_config_defaults(hd_gen_config *g) {
+    memset(g, 0, sizeof *g);
+    g->patch_size = 32;
+    g->noise_scale = 8.0;
+    g->guidance = -1;
+    g->shift = -1;
+}
+
+/* A real number in [lo, hi] (lo_open: > lo). */
+static int gen_real(json_t *v, const char *key, const char *what, double lo, int lo_open,
+                    double hi, double *out, hd_error *e) {
+    if (!json_is_number(v)) return hd_fail(e, HD_EFORMAT, "%s: hidream.%s: not a number", what, key);
+    double x = json_number_value(v);
+    if (!isfinite(x) || (lo_open ? !(x > lo) : !(x >= lo)) || x > hi)
+        return hd_fail(e, HD_EFORMAT, "%s: hidream.%s = %g must be %s %g and at most %g", what, key,
+                       x, lo_open ? ">" : ">=", lo, hi);
+    *out = x;
+    return 0;
+}
+
+/* [w, h]: positive multiples of the patch size, at most HD_GEN_MAX_SIDE. */
+static int gen_size(json_t *v, const char *field, const char *what, int patch, int out[2],
+                    hd_error *e) {
+    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_integer(json_array_get(v, 0)) ||
+        !json_is_integer(json_array_get(v, 1)))
+        return hd_fail(e, HD_EFORMAT, "%s: %s: not [width, height] integers", what, field);
+    for (int i = 0; i < 2; i++) {
+        json_int_t x = json_integer_value(json_array_get(v, (size_t)i));
+        if (x < patch || x > HD_GEN_MAX_SIDE || x % patch)
+            return hd_fail(e, HD_EFORMAT,
+                           "%s: %s: %s %lld is not a positive multiple of the patch size %d up to "
+                           "%d",
+                           what, field, i ? "height" : "width", (long long)x, patch,
+                           HD_GEN_MAX_SIDE);
+        out[i] = (int)x;
+    }
+    return 0;
+}
+
+static int parse_gen(hd_gen_config *g, json_t *root, const char *what, hd_error *e) {
+    hd_gen_config_defaults(g);
+    json_t *h = json_object_get(root, "hidream");
+    if (!h || json_is_null(h)) return 0;
+    if (!json_is_object(h)) return hd_fail(e, HD_EFORMAT, "%s: hidream: not an object", what);
+    g->stated = 1;
+    static const char *const known[] = {"patch_size", "native_size", "resolutions", "noise_scale",
+                                        "scheduler",  "steps",       "guidance",    "shift"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(h, key, v) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && strcmp(key, known[k])) k++;
+        if (k == sizeof known / sizeof *known)
+            return hd_fail(e, HD_EFORMAT,
+                           "%s: hidream.%s: unknown field (known: patch_size, noise_scale, "
+                           "native_size, resolutions, scheduler, steps, guidance, shift)",
+                           what, key);
+    }
+    /* the patch size first: every size is checked against it */
+    if (json_object_get(h, "patch_size"))
+        HD_TRY(get_int(h, "patch_size", "hidream.", what, 1, HD_GEN_MAX_PATCH, &g->patch_size, e));
+    if ((v = json_object_get(h, "noise_scale")))
+        HD_TRY(gen_real(v, "noise_scale", what, 0, 1, 1e4, &g->noise_scale, e));
+    int native[2] = {0, 0};
+    if ((v = json_object_get(h, "native_size"))) {
+        HD_TRY(gen_size(v, "hidream.native_size", what, g->patch_size, native, e));
+        g->native_w = native[0];
+        g->native_h = native[1];
+    }
+    if ((v = json_object_get(h, "resolutions"))) {
+        size_t n = json_is_array(v) ? json_array_size(v) : 0;
+        if (n < 1 || n > HD_MAX_RESOLUTIONS)
+            return hd_fail(e, HD_EFORMAT,
+                           "%s: hidream.resolutions: not an array of 1 to %d [width, height] "
+                           "pairs",
+                           what, HD_MAX_RESOLUTIONS);
+        for (size_t i = 0; i < n; i++) {
+            char field[64];
+            snprintf(field, sizeof field, "hidream.resolutions[%zu]", i);
+            HD_TRY(gen_size(json_array_get(v, i), field, what, g->patch_size, g->resolutions[i], e));
+        }
+        g->n_resolutions = (int)n;
+        if (g->native_w) {
+            int found = 0;
+            for (int i = 0; i < g->n_resolutions; i++)
+                found |= g->resolutions[i][0] == g->native_w && g->resolutions[i][1] == g->native_h;
+            if (!found)
+                return hd_fail(e, HD_EFORMAT,
+                               "%s: hidream.native_size %dx%d is not one of hidream.resolutions",
+                               what, g->native_w, g->native_h);
+        }
+    }
+    if ((v = json_object_get(h, "scheduler"))) {
+        HD_TRY(copy_string(v, "hidream.scheduler", what, g->scheduler, sizeof g->scheduler, e));
+        if (strcmp(g->scheduler, "unipc") && strcmp(g->scheduler, "flow_match") &&
+            strcmp(g->scheduler, "flash"))
+            return hd_fail(e, HD_EFORMAT,
+                           "%s: hidream.scheduler = \"%s\": not unipc, flow_match or flash", what,
+                           g->scheduler);
+    }
+    if (json_object_get(h, "steps"))
+        HD_TRY(get_int(h, "steps", "hidream.", what, 1, HD_MAX_TIMESTEPS, &g->steps, e));
+    if ((v = json_object_get(h, "guidance")))
+        HD_TRY(gen_real(v, "guidance", what, 0, 0, 1e4, &g->guidance, e));
+    if ((v = json_object_get(h, "shift"))) HD_TRY(gen_real(v, "shift", what, 0, 1, 1e4, &g->shift, e));
+    return 0;
+}
+
 /* ---- config.json ----------------------------------------------------------------------------- */
 
 static int check_token_id(int id, const char *field, const char *file, int vocab, hd_error *e) {
@@ -257,6 +367,7 @@ static int check_token_id(int id, const char *field, const char *file, int vocab
 int hd_config_parse_json(hd_config *cfg, const char *json, size_t len, const char *what,
                          hd_error *e) {
     memset(cfg, 0, sizeof *cfg);
+    hd_gen_config_defaults(&cfg->gen);
     cfg->ids = (hd_token_ids){-1, -1, -1, -1, -1, -1, -1, -1, -1};
     if (!what) what = "config.json";
     json_error_t jerr;
@@ -283,6 +394,7 @@ int hd_config_parse_json(hd_config *cfg, const char *json, size_t len, const cha
     }
     if ((rc = parse_text(&cfg->text, root, what, e))) goto done;
     if ((rc = parse_vision(&cfg->vision, root, cfg->text.hidden_size, what, e))) goto done;
+    if ((rc = parse_gen(&cfg->gen, root, what, e))) goto done;
 
     int vocab = cfg->text.vocab_size;
     hd_token_ids *ids = &cfg->ids;

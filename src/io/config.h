@@ -46,11 +46,32 @@ typedef struct hd_token_ids {
     int tms, boi, im_start, im_end, endoftext;
 } hd_token_ids;
 
-/* What the official code hard-codes and a small model changes: the "hidream" object of
+/* What the official code hard-codes and a small model changes: the optional "hidream" object of
  * config.json. Every field is optional; a checkpoint that states none gets the release's values
- * (patch 32, noise scale 8, the 11 release resolution presets, the sampler defaults of spec 00). */
+ * (patch 32, noise scale 8, the 11 release resolution presets, the sampler defaults of spec 00).
+ *
+ *   "hidream": {
+ *     "patch_size": 8,                  generation patch side p in pixels, 1..64; 3·p² must equal
+ *                                       the input width of model.x_embedder.proj1 (checked at load)
+ *     "noise_scale": 1.0,               s in z = (1-σ)·x0 + σ·s·ε, > 0 (also the flash sampler's
+ *                                       default noise scale for this model)
+ *     "native_size": [64, 64],          [width, height] the model was trained at; the default size
+ *     "resolutions": [[64,64],[96,64]], [width, height] presets generate snaps to (by aspect);
+ *                                       without it, a model with native_size snaps to that alone
+ *     "scheduler": "unipc",             default sampler: "unipc", "flow_match" or "flash"
+ *     "steps": 30,                      default number of steps, 1..1000
+ *     "guidance": 3.0,                  default CFG scale, >= 0 (CFG applies iff > 1)
+ *     "shift": 1.0                      default schedule shift, > 0
+ *   }
+ *
+ * Sizes are positive multiples of patch_size, at most 8192 per side; native_size must be one of
+ * the resolutions when both are given. Any other key is an error (a typo must not fall back to
+ * a release value silently). */
 #define HD_MAX_RESOLUTIONS 32
+#define HD_GEN_MAX_SIDE 8192 /* largest side of any size (sequence memory grows as side²) */
+#define HD_GEN_MAX_PATCH 64
 typedef struct hd_gen_config {
+    int stated;               /* 1 if config.json has a "hidream" object */
     int patch_size;           /* generation patch side in pixels (32); patch_dim = 3·p² */
     double noise_scale;       /* s in z = (1-σ)·x0 + σ·s·ε (8) */
     int native_w, native_h;   /* the size the model was trained at; 0 = none stated */
@@ -61,6 +82,9 @@ typedef struct hd_gen_config {
     double guidance;          /* default CFG scale; < 0 = by mode */
     double shift;             /* default shift; < 0 = by mode */
 } hd_gen_config;
+
+/* The release's values: patch 32, noise scale 8, nothing else stated. */
+void hd_gen_config_defaults(hd_gen_config *g);
 
 typedef struct hd_config {
     hd_text_config text;

@@ -64,9 +64,10 @@ int hd_inventory_foreach(const hd_config *cfg, void (*fn)(void *ctx, const hd_in
     }
     EMIT1(T, D, "%snorm.weight", lm);
 
-    /* HiDream additions (spec 01 §4.2): bottleneck = hidden/4, patch rows of 3·32·32 */
+    /* HiDream additions (spec 01 §4.2): bottleneck = hidden/4, patch rows of 3·p·p (p = 32 unless
+     * config.json's hidream.patch_size says otherwise) */
     const hd_part H = HD_PART_HIDREAM;
-    const int64_t B = D / 4, P = HD_PATCH_DIM;
+    const int64_t B = D / 4, P = (int64_t)HD_PIXEL_CHANNELS * cfg->gen.patch_size * cfg->gen.patch_size;
     EMIT2(H, D, HD_TIMESTEP_FREQ_DIM, "model.t_embedder1.mlp.0.weight");
     EMIT1(H, D, "model.t_embedder1.mlp.0.bias");
     EMIT2(H, D, D, "model.t_embedder1.mlp.2.weight");

@@ -15,7 +15,8 @@
 #define HD_INV_NAME_MAX 96
 #define HD_INV_MAX_DIMS 5
 
-/* Pixel-space constants hard-coded upstream (spec 01 §5). */
+/* Pixel-space constants hard-coded upstream (spec 01 §5); the patch side is cfg->gen.patch_size
+ * (HD_PIXEL_PATCH unless config.json states another). */
 #define HD_PIXEL_PATCH 32
 #define HD_PIXEL_CHANNELS 3
 #define HD_PATCH_DIM (HD_PIXEL_CHANNELS * HD_PIXEL_PATCH * HD_PIXEL_PATCH) /* 3072 */

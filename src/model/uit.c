@@ -90,7 +90,8 @@ static int dim_of(const hd_safetensors *st, const char *name, int axis, int64_t 
     return 0;
 }
 
-static int create(hd_uit *m, const hd_config *cfg, const hd_safetensors *st, hd_error *e) {
+/* Checks the text config and sets every size of m that config.json determines. */
+static int init_dims(hd_uit *m, const hd_config *cfg, hd_error *e) {
     const hd_text_config *c = &cfg->text;
     if (c->hidden_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 || c->num_kv_heads <= 0 ||
         c->head_dim <= 0 || c->intermediate_size <= 0 || c->vocab_size <= 0 ||
@@ -112,6 +113,19 @@ static int create(hd_uit *m, const hd_config *cfg, const hd_safetensors *st, hd_
     m->eps = (float)c->rms_norm_eps;
     m->attn_scale = (float)(1.0 / sqrt((double)c->head_dim));
     HD_TRY(hd_rope_init(&m->rope, c->head_dim, c->rope_theta, c->mrope_section, e));
+    return 0;
+}
+
+static int alloc_layers(hd_uit *m, hd_error *e) {
+    m->layers = calloc((size_t)m->cfg.num_layers, sizeof *m->layers);
+    if (!m->layers)
+        return hd_fail(e, HD_ENOMEM, "model: out of memory for %d layers", m->cfg.num_layers);
+    return 0;
+}
+
+static int create(hd_uit *m, const hd_config *cfg, const hd_safetensors *st, hd_error *e) {
+    const hd_text_config *c = &cfg->text;
+    HD_TRY(init_dims(m, cfg, e));
     HD_TRY(dim_of(st, "model.x_embedder.proj1.weight", 1, &m->patch_dim, e));
     HD_TRY(dim_of(st, "model.x_embedder.proj1.weight", 0, &m->bottleneck_dim, e));
     HD_TRY(dim_of(st, "model.t_embedder1.mlp.0.weight", 1, &m->freq_dim, e));
@@ -130,8 +144,7 @@ static int create(hd_uit *m, const hd_config *cfg, const hd_safetensors *st, hd_
     HD_TRY(bind(m, st, &m->final_norm, "model.language_model.norm.weight", 1, D, e));
     HD_TRY(bind(m, st, &m->head_w, "model.final_layer2.linear.weight", m->patch_dim, D, e));
     HD_TRY(bind(m, st, &m->head_b, "model.final_layer2.linear.bias", 1, m->patch_dim, e));
-    m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
-    if (!m->layers) return hd_fail(e, HD_ENOMEM, "model: out of memory for %d layers", c->num_layers);
+    HD_TRY(alloc_layers(m, e));
     for (int i = 0; i < c->num_layers; i++) HD_TRY(bind_layer(m, st, i, e));
     return 0;
 }
@@ -147,6 +160,31 @@ int hd_uit_create(hd_uit **out, hd_backend *be, const hd_config *cfg, const hd_s
         hd_uit_free(m);
         return rc;
     }
+    *out = m;
+    return 0;
+}
+
+int hd_uit_create_unbound(hd_uit **out, hd_backend *be, const hd_config *cfg, int64_t patch_dim,
+                          int64_t bottleneck_dim, int64_t freq_dim, hd_error *e) {
+    *out = NULL;
+    const int64_t max_dim = INT64_C(1) << 24;
+    if (patch_dim < 1 || patch_dim > max_dim || bottleneck_dim < 1 || bottleneck_dim > max_dim ||
+        freq_dim < 2 || freq_dim > max_dim)
+        return hd_fail(e, HD_EINVAL, "model: patch %lld, bottleneck %lld, timestep %lld widths "
+                       "out of range", (long long)patch_dim, (long long)bottleneck_dim,
+                       (long long)freq_dim);
+    hd_uit *m = calloc(1, sizeof *m);
+    if (!m) return hd_fail(e, HD_ENOMEM, "model: out of memory");
+    m->be = be;
+    int rc = init_dims(m, cfg, e);
+    if (rc == 0) rc = alloc_layers(m, e);
+    if (rc < 0) {
+        hd_uit_free(m);
+        return rc;
+    }
+    m->patch_dim = patch_dim;
+    m->bottleneck_dim = bottleneck_dim;
+    m->freq_dim = freq_dim;
     *out = m;
     return 0;
 }

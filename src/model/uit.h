@@ -106,6 +106,11 @@ typedef struct hd_uit_probe {
  * model.final_layer2.* tensor of st, checking each shape against cfg. *out is NULL on failure. */
 int hd_uit_create(hd_uit **out, hd_backend *be, const hd_config *cfg, const hd_safetensors *st,
                   hd_error *e);
+/* A model with every size set from cfg and the three widths config.json does not state, and no
+ * weight bound (all weight tensors zeroed): the caller fills each one, e.g. with a float32
+ * tensor from ops->alloc (owned tensors are released by hd_uit_free). Used by training. */
+int hd_uit_create_unbound(hd_uit **out, hd_backend *be, const hd_config *cfg, int64_t patch_dim,
+                          int64_t bottleneck_dim, int64_t freq_dim, hd_error *e);
 void hd_uit_free(hd_uit *m);
 
 /* Reads binary token types [S] (0 causal, 1 generation) and checks they are a 0-prefix followed

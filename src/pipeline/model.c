@@ -1,4 +1,5 @@
 /* hd_model: a model directory opened, validated and bound to a backend. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +7,25 @@
 #include "core/error.h"
 #include "model/inventory.h"
 #include "pipeline/pipeline.h"
+
+int hd_model_check_patch_size(const hd_config *cfg, const hd_safetensors *st, const char *dir,
+                              hd_error *e) {
+    const char *name = "model.x_embedder.proj1.weight";
+    const hd_st_tensor *t = hd_st_find(st, name);
+    if (!t || t->ndim != 2) return 0; /* the inventory check names a missing or odd tensor */
+    int p = cfg->gen.patch_size;
+    int64_t want = (int64_t)3 * p * p, have = t->shape[1];
+    if (have == want) return 0;
+    /* the patch size the weights imply, when there is one */
+    int64_t q = (int64_t)llround(sqrt((double)have / 3.0));
+    char hint[96] = "";
+    if (q >= 1 && 3 * q * q == have)
+        snprintf(hint, sizeof hint, " (the weights are for patch size %lld)", (long long)q);
+    return hd_fail(e, HD_EMISMATCH,
+                   "%s/config.json: hidream.patch_size = %d needs %s with input width 3·%d² = "
+                   "%lld, but it has %lld%s",
+                   dir, p, name, p, (long long)want, (long long)have, hint);
+}
 
 int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, hd_error *e) {
     *out = NULL;
@@ -20,11 +40,15 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     const char *backend = opt && opt->backend ? opt->backend : "cpu";
     int rc = hd_config_load_dir(&m->cfg, dir, e);
     if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
+    if (rc == 0) rc = hd_model_check_patch_size(&m->cfg, &m->st, dir, e);
     if (rc == 0) rc = hd_inventory_check(&m->cfg, &m->st, 0, e);
     if (rc == 0) rc = hd_tokenizer_load(&m->tok, dir, e);
     if (rc == 0) rc = hd_backend_create(&m->be, backend, &bo, e);
     if (rc == 0) rc = hd_uit_create(&m->uit, m->be, &m->cfg, &m->st, e);
-    if (rc == 0 && m->cfg.vision.present) {
+    /* the inventory check made the tower all there or absent: a checkpoint without its tensors
+     * still serves text-to-image, and reference requests are refused (hd_model_check_request) */
+    if (rc == 0 && m->cfg.vision.present &&
+        hd_st_find(&m->st, "model.visual.patch_embed.proj.weight")) {
         rc = hd_vit_create(&m->vit, m->be, &m->cfg, &m->st, e);
         if (rc == HD_EUNSUPPORTED) rc = 0; /* text-to-image still works without the tower */
     }

@@ -11,9 +11,7 @@
 #include "image/layout.h"
 #include "pipeline/resolution.h"
 
-#define PATCH 32
-#define PATCH_DIM (3 * PATCH * PATCH)
-#define NOISE_SCALE 8.0 /* upstream NOISE_SCALE: standard deviation of the training noise */
+#define RELEASE_NOISE_SCALE 8.0 /* upstream NOISE_SCALE (the default of hidream.noise_scale) */
 
 void hd_generate_defaults(hd_generate_params *p, hd_mode mode) {
     memset(p, 0, sizeof *p);
@@ -32,9 +30,49 @@ void hd_generate_defaults(hd_generate_params *p, hd_mode mode) {
         p->cfg = 5.0;
         p->shift = 3.0;
         p->seed = 32;
-        p->noise_scale_start = p->noise_scale_end = NOISE_SCALE;
+        p->noise_scale_start = p->noise_scale_end = RELEASE_NOISE_SCALE;
         p->noise_clip_std = 0.0;
     }
+}
+
+static hd_scheduler_kind scheduler_by_name(const char *s) {
+    if (!strcmp(s, "unipc")) return HD_SCHEDULER_UNIPC;
+    if (!strcmp(s, "flow_match")) return HD_SCHEDULER_FLOW_MATCH;
+    if (!strcmp(s, "flash")) return HD_SCHEDULER_FLASH;
+    return HD_SCHEDULER_AUTO;
+}
+
+void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mode mode) {
+    hd_generate_defaults(p, mode);
+    const hd_gen_config *g = &m->cfg.gen;
+    if (hd_model_has_own_sizes(g)) {
+        int list[HD_MAX_RESOLUTIONS][2];
+        hd_model_presets(g, list);
+        p->width = g->native_w > 0 ? g->native_w : list[0][0];
+        p->height = g->native_w > 0 ? g->native_h : list[0][1];
+    }
+    if (g->scheduler[0]) p->scheduler = scheduler_by_name(g->scheduler);
+    if (g->steps > 0) p->steps = g->steps;
+    if (g->guidance >= 0) p->cfg = g->guidance;
+    if (g->shift > 0) p->shift = g->shift;
+    /* the flash sampler re-noises at the model's own noise level */
+    if (g->stated) p->noise_scale_start = p->noise_scale_end = g->noise_scale;
+}
+
+int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e) {
+    const hd_gen_config *g = &m->cfg.gen;
+    int wants_refs = p->n_refs > 0 || (p->layout && p->layout[0]);
+    if (wants_refs && !m->vit)
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "%s: reference images and layouts need a vision tower, and this model has "
+                       "none (text-to-image only)",
+                       m->dir);
+    if (wants_refs && g->patch_size != HD_PATCH)
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "%s: reference images need %d-pixel patches; this model's patch size is %d",
+                       m->dir, HD_PATCH, g->patch_size);
+    int w, h;
+    return hd_resolve_size(g, p->width, p->height, p->no_snap, &w, &h, e);
 }
 
 static int check_params(const hd_generate_params *p, hd_error *e) {
@@ -81,7 +119,8 @@ static int build_branch(hd_job *job, int b, const char *text, const int *image_t
     int32_t *ids = NULL;
     size_t n = 0;
     HD_TRY(hd_chat_encode(m->tok, text, job->n_refs, image_tokens, &ids, &n, e));
-    hd_grid target = {1, job->height / PATCH, job->width / PATCH};
+    const int patch = m->cfg.gen.patch_size;
+    hd_grid target = {1, job->height / patch, job->width / patch};
     int rc = hd_sequence_build(&job->seq[b], ids, (int64_t)n, &m->cfg.ids, vlm, job->n_refs,
                                target, refs, job->n_refs, e);
     free(ids);
@@ -107,18 +146,17 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     hd_generate_params *q = &job->p;
     if (!q->uncond_prompt) q->uncond_prompt = " ";
     job->sched_kind = pick_scheduler(q);
+    const int patch = m->cfg.gen.patch_size;
+    const size_t patch_dim = (size_t)3 * patch * patch;
+    HD_TRY(hd_model_check_request(m, q, e));
 
-    /* Output size: presets unless --no-snap; references may override it (keep_aspect). */
-    int w = q->width, h = q->height;
-    if (!q->no_snap) hd_snap_resolution(q->width, q->height, &w, &h);
-    HD_TRY(hd_check_resolution(w, h, e));
+    /* Output size: the model's presets unless --no-snap; references may override it
+     * (keep_aspect). */
+    int w, h;
+    HD_TRY(hd_resolve_size(&m->cfg.gen, q->width, q->height, q->no_snap, &w, &h, e));
 
     /* References → patch rows, condition images, processor output; may change the size. */
     if (q->n_refs > 0) {
-        if (!m->vit)
-            return hd_fail(e, HD_EUNSUPPORTED,
-                           "%s: reference images need the vision tower, which this checkpoint lacks",
-                           m->dir);
         hd_layout layout = {0}, *lp = NULL;
         /* upstream ignores the layout in keep-original-aspect mode and when it is empty */
         int use_layout = q->layout && q->layout[0] && !(q->keep_aspect && q->n_refs == 1);
@@ -150,7 +188,7 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     }
     job->width = w;
     job->height = h;
-    job->L = (int64_t)(w / PATCH) * (h / PATCH);
+    job->L = (int64_t)(w / patch) * (h / patch);
 
     /* Sequences: conditional, and unconditional when CFG is on (the references are kept). */
     int rc = 0;
@@ -168,7 +206,7 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
             vlm[k] = (hd_grid){(int)g[0], (int)g[1] / merge, (int)g[2] / merge};
             ntok[k] = vlm[k].t * vlm[k].h * vlm[k].w;
             const hd_image *ri = &job->refs.entries[k].image;
-            rg[k] = (hd_grid){1, ri->h / PATCH, ri->w / PATCH};
+            rg[k] = (hd_grid){1, ri->h / patch, ri->w / patch};
         }
     }
     if (rc == 0) rc = build_branch(job, 0, q->prompt, ntok, vlm, rg, e);
@@ -181,6 +219,15 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     /* Scheduler. */
     const int *list = q->n_timesteps > 0 ? q->timesteps : NULL;
     int n_steps = q->n_timesteps > 0 ? q->n_timesteps : q->steps;
+    int own_list[HD_MAX_TIMESTEPS];
+    if (!list && job->sched_kind != HD_SCHEDULER_UNIPC && m->cfg.gen.stated &&
+        n_steps != HD_DEFAULT_TIMESTEPS_COUNT) {
+        /* A model with its own settings may run the Euler samplers for any number of steps:
+         * on the UniPC timesteps of its shift (the dev list only fits the released model). */
+        float sig[HD_MAX_TIMESTEPS + 1];
+        HD_TRY(hd_unipc_schedule(n_steps, q->shift, own_list, sig, e));
+        list = own_list;
+    }
     if (!list && job->sched_kind != HD_SCHEDULER_UNIPC) {
         if (n_steps != HD_DEFAULT_TIMESTEPS_COUNT)
             return hd_fail(e, HD_EINVAL,
@@ -193,11 +240,11 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     job->p.steps = n_steps;
 
     /* Initial noise: randn(1, 3, H, W) of a CPU torch generator seeded seed + 1, times the
-     * noise scale (8, or noise_scale_start for flash), patchified. */
-    size_t n_noise = (size_t)3 * w * h, n_z = (size_t)job->L * PATCH_DIM;
+     * noise scale (the model's, 8 for the release; noise_scale_start for flash), patchified. */
+    size_t n_noise = (size_t)3 * w * h, n_z = (size_t)job->L * patch_dim;
     float *chw = malloc(n_noise * sizeof *chw);
     job->z = malloc(n_z * sizeof *job->z);
-    job->vin = malloc(((size_t)job->L + (size_t)job->refs.n_patch_rows) * PATCH_DIM * sizeof *job->vin);
+    job->vin = malloc(((size_t)job->L + (size_t)job->refs.n_patch_rows) * patch_dim * sizeof *job->vin);
     job->xc = malloc(n_z * sizeof *job->xc);
     job->v = malloc(n_z * sizeof *job->v);
     job->xu = job->n_branches == 2 ? malloc(n_z * sizeof *job->xu) : NULL;
@@ -207,16 +254,17 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     }
     hd_noise_default_init(&job->noise_default, q->seed);
     rc = hd_noise_default_initial(&job->noise_default, chw, n_noise, e);
-    float s0 = job->sched_kind == HD_SCHEDULER_FLASH ? (float)q->noise_scale_start : (float)NOISE_SCALE;
+    float s0 = job->sched_kind == HD_SCHEDULER_FLASH ? (float)q->noise_scale_start
+                                                     : (float)m->cfg.gen.noise_scale;
     for (size_t i = 0; i < n_noise; i++) {
         chw[i] = s0 * chw[i];
         if (q->bf16_compat) chw[i] = hd_round_bf16(chw[i]);
     }
-    if (rc == 0) rc = hd_patchify(chw, w, h, job->z, e);
+    if (rc == 0) rc = hd_patchify(chw, w, h, patch, job->z, e);
     free(chw);
     if (rc < 0) return rc;
     if (q->bf16_compat)
-        for (int64_t i = 0; i < job->refs.n_patch_rows * PATCH_DIM; i++)
+        for (int64_t i = 0; i < job->refs.n_patch_rows * (int64_t)patch_dim; i++)
             job->refs.patches[i] = hd_round_bf16(job->refs.patches[i]);
 
     if (job->sched_kind == HD_SCHEDULER_FLASH) {
@@ -252,12 +300,13 @@ static int predict(hd_job *job, int b, int tau, float *out, hd_error *e) {
 
 int hd_job_run(hd_job *job, hd_error *e) {
     const hd_generate_params *q = &job->p;
-    size_t n_z = (size_t)job->L * PATCH_DIM;
+    const size_t patch_dim = (size_t)3 * job->m->cfg.gen.patch_size * job->m->cfg.gen.patch_size;
+    size_t n_z = (size_t)job->L * patch_dim;
     float g = (float)q->cfg;
     if (q->z_trace) memcpy(q->z_trace, job->z, n_z * sizeof(float));
     if (job->refs.n_patch_rows)
         memcpy(job->vin + n_z, job->refs.patches,
-               (size_t)job->refs.n_patch_rows * PATCH_DIM * sizeof(float));
+               (size_t)job->refs.n_patch_rows * patch_dim * sizeof(float));
     for (int i = 0; i < job->sched.n_steps; i++) {
         int tau = job->sched.timesteps[i];
         float sp = hd_sched_velocity_sigma(tau);
@@ -282,7 +331,8 @@ int hd_job_run(hd_job *job, hd_error *e) {
             hd_image prev = {0}, *pp = NULL;
             int want = q->preview_every > 0 &&
                        ((i + 1) % q->preview_every == 0 || i + 1 == job->sched.n_steps);
-            if (want && hd_rows_to_image(job->xc, job->width, job->height, 0, &prev, e) == 0)
+            if (want && hd_rows_to_image(job->xc, job->width, job->height,
+                                         job->m->cfg.gen.patch_size, 0, &prev, e) == 0)
                 pp = &prev;
             int stop = q->progress(q->progress_user, i + 1, job->sched.n_steps, pp);
             hd_image_free(&prev);
@@ -293,7 +343,7 @@ int hd_job_run(hd_job *job, hd_error *e) {
     return 0;
 }
 
-int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *out,
+int hd_rows_to_image(const float *rows, int w, int h, int patch, int bf16_round, hd_image *out,
                      hd_error *e) {
     size_t n = (size_t)3 * w * h;
     float *chw = malloc(n * sizeof *chw);
@@ -304,7 +354,7 @@ int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *
         out->px = NULL;
         return hd_fail(e, HD_ENOMEM, "out of memory for a %dx%d image", w, h);
     }
-    int rc = hd_unpatchify(rows, w, h, chw, e);
+    int rc = hd_unpatchify(rows, w, h, patch, chw, e);
     if (rc == 0) {
         out->w = w;
         out->h = h;
@@ -328,7 +378,8 @@ int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *
 }
 
 int hd_job_image(const hd_job *job, hd_image *out, hd_error *e) {
-    return hd_rows_to_image(job->z, job->width, job->height, job->p.bf16_compat, out, e);
+    return hd_rows_to_image(job->z, job->width, job->height, job->m->cfg.gen.patch_size,
+                            job->p.bf16_compat, out, e);
 }
 
 void hd_job_free(hd_job *job) {

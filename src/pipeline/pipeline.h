@@ -50,9 +50,9 @@ typedef struct hd_job {
     /* sampling state */
     hd_scheduler sched;
     hd_noise_default noise_default;
-    float *z;                 /* [L, 3072] the current sample */
-    float *vin;               /* [L + Σ L_ref, 3072] model input rows */
-    float *xc, *xu, *v;       /* [L, 3072] predictions and velocity */
+    float *z;                 /* [L, 3p²] the current sample (3072 = 3·32² for the release) */
+    float *vin;               /* [L + Σ L_ref, 3p²] model input rows */
+    float *xc, *xu, *v;       /* [L, 3p²] predictions and velocity */
     int32_t *out_rows[2];     /* [L] sequence rows of the target patches per branch */
 } hd_job;
 
@@ -62,8 +62,15 @@ int hd_job_run(hd_job *job, hd_error *e);
 int hd_job_image(const hd_job *job, hd_image *out, hd_error *e);
 void hd_job_free(hd_job *job);
 
-/* x0 preview of a prediction in patch rows: float32 (x̂+1)/2·255, rounded, clamped. */
-int hd_rows_to_image(const float *rows, int w, int h, int bf16_round, hd_image *out,
+/* x0 preview of a prediction in patch rows of side `patch`: float32 (x̂+1)/2·255, rounded,
+ * clamped. */
+int hd_rows_to_image(const float *rows, int w, int h, int patch, int bf16_round, hd_image *out,
                      hd_error *e);
+
+/* Checks that the model's generation patch size p matches its weights: 3·p² must equal the input
+ * width of model.x_embedder.proj1 (and the output width of final_layer2). One line naming
+ * hidream.patch_size and the tensor otherwise. */
+int hd_model_check_patch_size(const hd_config *cfg, const hd_safetensors *st, const char *dir,
+                              hd_error *e);
 
 #endif

@@ -115,6 +115,17 @@ int hd_sequence_build(hd_sequence *seq, const int32_t *text_ids, int64_t T, cons
         if (text_len < 0) text_len = 0;
         int64_t base = w.last_max;
         int64_t chunk_max = -1;
+        /* The text must stay below the target's anchor: past it, text and image rotary positions
+         * would coincide, which no model was trained on. */
+        if (skip && fix > 0 && base + text_len > HD_ROPE_FIX_POINT) {
+            free(virt);
+            free(grids);
+            hd_sequence_free(seq);
+            return hd_fail(e, HD_EINVAL,
+                           "sequence: the prompt's %lld text positions reach the image's rotary "
+                           "anchor %d; shorten the prompt",
+                           (long long)(base + text_len), HD_ROPE_FIX_POINT);
+        }
         for (int64_t j = 0; j < text_len; j++) emit(&w, base + j, base + j, base + j);
         if (text_len > 0) chunk_max = base + text_len - 1;
         /* grid chunk */

@@ -17,7 +17,7 @@
 #define HD_ROPE_FIX_POINT 4096 /* rotary anchor of the first target patch (spec 02 §5) */
 
 typedef struct hd_grid {
-    int t, h, w; /* in units of one LLM token (32 pixels) */
+    int t, h, w; /* in units of one LLM token (one patch: the model's patch size in pixels) */
 } hd_grid;
 
 typedef struct hd_sequence {

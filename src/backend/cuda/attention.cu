@@ -226,6 +226,9 @@ void hd_cuda_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const
                      n_kv_heads, (long long)q->rows);
         return;
     }
+    if (c->fast && !c->attn_f32 &&
+        hd_cuda_attention_tc(c, out, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask) <= 0)
+        return; /* queued on the tensor cores, or a recorded failure */
     attn_args a;
     a.q = (const float *)q->data;
     a.k = (const float *)k->data;

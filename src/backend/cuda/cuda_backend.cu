@@ -54,6 +54,7 @@ int hd_cuda_launched(hd_cuda *c, const char *what) {
 
 hd_cuda *hd_cuda_begin(hd_backend *be) {
     hd_cuda *c = hd_cuda_of(be);
+    c->op_seq++; /* ends the validity of a rounded linear input (gemm.cu) */
     if (c->err_code != 0) return NULL;
     /* the device is per host thread: the caller may use the backend from another thread */
     if (hd_cuda_check(c, cudaSetDevice(c->device), "cudaSetDevice") < 0) return NULL;
@@ -153,6 +154,7 @@ static int device_alloc(void **p, size_t bytes, hd_error *e, const char *what, i
 static int cuda_alloc(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
                       hd_error *e) {
     hd_cuda *c = hd_cuda_of(be);
+    c->op_seq++;
     memset(t, 0, sizeof *t);
     size_t es = hd_dtype_size(dtype);
     if (es == 0) return hd_fail(e, HD_EINVAL, "cuda backend: alloc: invalid dtype %d", (int)dtype);
@@ -183,6 +185,7 @@ static int cuda_alloc(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows
 
 static void cuda_free(hd_backend *be, hd_tensor *t) {
     hd_cuda *c = hd_cuda_of(be);
+    c->op_seq++;
     if (t->owned && t->data) {
         cudaSetDevice(c->device);
         /* queued ops may still use the memory */
@@ -201,6 +204,7 @@ static void cuda_free(hd_backend *be, hd_tensor *t) {
 static int cuda_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
                        const void *host, hd_error *e) {
     hd_cuda *c = hd_cuda_of(be);
+    c->op_seq++;
     memset(t, 0, sizeof *t);
     if (dtype != HD_BF16 && dtype != HD_F16 && dtype != HD_F32)
         return hd_fail(e, HD_EUNSUPPORTED,
@@ -349,6 +353,8 @@ static void cuda_destroy(hd_backend *be) {
         if (c->lt_ws) cudaFree(c->lt_ws);
         if (c->idx) cudaFree(c->idx);
         if (c->act) cudaFree(c->act);
+        if (c->attn_bf16) cudaFree(c->attn_bf16);
+        hd_cuda_plans_free(c);
         if (c->stream) cudaStreamDestroy(c->stream);
         free(c);
     }
@@ -378,6 +384,17 @@ static const hd_backend_ops cuda_ops = {
     .gather_rows = hd_cuda_gather_rows,
     .set_rows = hd_cuda_set_rows,
     .add_rows = hd_cuda_add_rows,
+    /* training ops: not on this backend (hd_backend_can_train says no) */
+    .linear_dx = NULL,
+    .linear_dw = NULL,
+    .rmsnorm_backward = NULL,
+    .attention_lse = NULL,
+    .attention_backward = NULL,
+    .silu_mul_backward = NULL,
+    .silu_backward = NULL,
+    .axpby = NULL,
+    .sum_squares = NULL,
+    .adamw = NULL,
     .status = cuda_status,
 };
 
@@ -425,6 +442,9 @@ extern "C" int hd_backend_cuda_create(hd_backend **out, const hd_backend_options
     be->impl = c;
     c->device = o.device;
     c->fast = o.gemm_bf16 != 0;
+    /* measuring aid: the fast option with the float32 attention kernel (docs/CUDA.md) */
+    const char *attn = getenv("HIDREAM_CUDA_ATTN");
+    c->attn_f32 = attn && strcmp(attn, "f32") == 0;
     const char *step = "cudaSetDevice";
     rc = cudaSetDevice(c->device);
     if (rc == cudaSuccess) {

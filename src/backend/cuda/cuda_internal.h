@@ -10,6 +10,7 @@
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -23,6 +24,19 @@ extern "C" {
 #include "backend/backend.h"
 #include "core/error.h"
 }
+
+/* A cublasLt plan for one linear shape (gemm.cu): built once, with its heuristic algorithm. */
+typedef struct hd_cuda_lt_plan {
+    int64_t M, N, K, ldw, ldy;
+    uint32_t al_w, al_y;
+    int beta_one;
+    int usable; /* 0: cublasLt offered no algorithm (the classic API runs instead) */
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+} hd_cuda_lt_plan;
+
+#define HD_CUDA_MAX_PLANS 64
 
 typedef struct hd_cuda {
     int device;
@@ -39,6 +53,17 @@ typedef struct hd_cuda {
     size_t idx_cap;
     void *act;    /* fast path: x rounded to bf16 */
     size_t act_cap;
+    /* act holds x = (act_x, act_rows x act_cols, row stride act_ld) rounded, valid while
+     * act_seq == op_seq - 1, i.e. when no op ran since the linear that rounded it (the q/k/v
+     * and gate/up products share one input). op_seq counts every op and memory call. */
+    const void *act_x;
+    int64_t act_rows, act_cols, act_ld;
+    uint64_t act_seq, op_seq;
+    void *attn_bf16; /* fast attention: q, k, v rounded to bf16 */
+    size_t attn_bf16_cap;
+    int attn_f32;    /* HIDREAM_CUDA_ATTN=f32: the fast option keeps the float32 attention */
+    hd_cuda_lt_plan plans[HD_CUDA_MAX_PLANS];
+    int n_plans, next_evict;
     unsigned attn_smem_set; /* bit n: attention kernel variant n has its shared-memory limit */
     /* first failure */
     int err_code;
@@ -119,6 +144,16 @@ void hd_cuda_add_rows(hd_backend *be, hd_tensor *y, const hd_tensor *src, const 
  * BF16/F16/F32 source, or bias[c] (0 when bias is NULL) broadcast over the rows. */
 void hd_cuda_convert_rows(hd_cuda *c, float *y, int64_t ldy, int dtype, const void *src,
                           int64_t lds, int64_t rows, int64_t cols);
+/* dst [rows, cols] (dense) = bf16(round to nearest even of src [rows, cols], row stride lds). */
+void hd_cuda_round_bf16(hd_cuda *c, __nv_bfloat16 *dst, const float *src, int64_t lds,
+                        int64_t rows, int64_t cols);
+/* Tensor-core attention of the fast option (attention_tc.cu): 0 when queued, -1 on a recorded
+ * failure, 1 when the shape is not one it runs (the float32 kernel then runs). */
+int hd_cuda_attention_tc(hd_cuda *c, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
+                         const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim,
+                         float scale, hd_attn_mask mask);
+/* Releases the cached cublasLt plans (destroy). */
+void hd_cuda_plans_free(hd_cuda *c);
 void hd_cuda_broadcast_row(hd_cuda *c, float *y, int64_t ldy, const hd_tensor *bias,
                            int64_t rows, int64_t cols);
 
