@@ -55,7 +55,10 @@ void ROWFN(hd_silu_grad_row)(int64_t n, const float *dy, const float *x, const f
     const vf one = vsplat(1.0f);
     for (int64_t c0 = 0; c0 < n; c0 += EXP_BLOCK) {
         int64_t mb = n - c0 < EXP_BLOCK ? n - c0 : EXP_BLOCK;
-        for (int64_t i = 0; i < mb; i++) t[i] = -x[c0 + i];
+        for (int64_t i = 0; i < mb; i += VW) {
+            int64_t k = mb - i < VW ? mb - i : VW;
+            vstore_n(t + i, -vload_n(x + c0 + i, k), k);
+        }
         VEXP(t, mb);
         for (int64_t i = 0; i < mb; i += VW) {
             int64_t k = mb - i < VW ? mb - i : VW, c = c0 + i;
