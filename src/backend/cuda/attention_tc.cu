@@ -3,10 +3,10 @@
  * accumulation, scores and softmax statistics).
  *
  * A pre-pass rounds Q, K and V (float32, any row stride) into one dense bf16 scratch buffer, so
- * the kernel can stage tiles with 16-byte cp.async copies. A block is one KV head and 64 rows,
- * where a row is a (query i, grouped head g) pair, r = i·G + g (as in attention.cu), so every
- * K/V tile serves the G query heads that share it. 4 warps, each owning 16 rows:
- *   S = Q·Kᵀ  mma.sync m16n8k16 (Q fragments kept in registers, K by ldmatrix),
+ * the kernel can stage tiles with 16-byte cp.async copies. A block is one KV head and 64·MT
+ * rows, where a row is a (query i, grouped head g) pair, r = i·G + g (as in attention.cu), so
+ * every K/V tile serves the G query heads that share it. 4 warps, each owning 16·MT rows:
+ *   S = Q·Kᵀ  mma.sync m16n8k16 (Q and K fragments by ldmatrix),
  *   masking by each row's key limit, online softmax in float32 (exp2 with log2(e) folded into
  *   the scale), P rounded to bf16 straight from the accumulator layout into A fragments,
  *   O += P·V  mma.sync with V by ldmatrix.trans.
