@@ -11,5 +11,6 @@ int cmd_check_golden(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_shapes(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif
