@@ -172,7 +172,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (rc < 0) {
         fprintf(stderr, "hidream train: %s\n", e.msg);
-        return rc == HD_EIO || rc == HD_ENOMEM ? 1 : 2;
+        return 2;
     }
     return 0;
 }
