@@ -510,6 +510,48 @@ static void shapes_dataset_draws_are_deterministic_per_k_and_bucket(void) {
     CHECK(hd_dataset_open(&ds, &d, &e) == HD_EINVAL && strstr(e.msg, "bucket 1"));
 }
 
+/* Category weights lean the drawn prompts (a zero weight never drawn), leave the uniform stream
+ * untouched when absent, and out-of-range weights are refused when the dataset opens. */
+static void category_weights_set_how_often_each_category_is_drawn(void) {
+    const double w[HD_N_CATEGORIES] = {1, 0, 1, 3, 0};
+    hd_prng r, u, v;
+    hd_prng_seed(&r, 11);
+    hd_prng_seed(&u, 11);
+    hd_prng_seed(&v, 11);
+    long per_cat[HD_N_CATEGORIES] = {0};
+    const int n = 20000;
+    for (int i = 0; i < n; i++) {
+        hd_shapes_prompt p, a, b;
+        hd_shapes_prompt_sample_weighted(&r, w, &p);
+        per_cat[p.category]++;
+        hd_shapes_prompt_sample(&u, &a);
+        hd_shapes_prompt_sample_weighted(&v, NULL, &b);
+        CHECK(!memcmp(&a, &b, sizeof a));
+    }
+    CHECK(per_cat[HD_CAT_POSITION] == 0 && per_cat[HD_CAT_TWO] == 0);
+    CHECKF(fabs(per_cat[HD_CAT_RELATION] / (double)n - 0.6) < 0.02, "relation %ld",
+           per_cat[HD_CAT_RELATION]);
+    CHECKF(fabs(per_cat[HD_CAT_SINGLE] / (double)n - 0.2) < 0.02, "single %ld",
+           per_cat[HD_CAT_SINGLE]);
+
+    hd_dataset_desc d = {.kind = HD_DATASET_SHAPES, .n_buckets = 1, .sizes = {{64, 64}},
+                         .category_weights = {0, 0, 0, 1, 0}};
+    hd_dataset *ds;
+    hd_error e = {0};
+    CHECK(hd_dataset_open(&ds, &d, &e) == 0);
+    hd_image im = {0};
+    char cap[128];
+    for (uint64_t k = 0; k < 50; k++) {
+        CHECK(hd_dataset_draw(ds, k, 0, &im, cap, sizeof cap, &e) == 0);
+        hd_shapes_prompt p;
+        CHECK(hd_shapes_prompt_parse(cap, &p, &e) == 0 && p.category == HD_CAT_RELATION);
+        hd_image_free(&im);
+    }
+    hd_dataset_close(ds);
+    d.category_weights[1] = -1;
+    CHECK(hd_dataset_open(&ds, &d, &e) == HD_EINVAL && strstr(e.msg, "position"));
+}
+
 /* ---- tokenizer ------------------------------------------------------------------------------ */
 
 static void world_tokenizer_makes_every_word_one_token(void) {
@@ -570,6 +612,7 @@ int main(void) {
     RUN_TEST(folder_assigns_nearest_aspect_bucket_and_crops_to_it);
     RUN_TEST(folder_errors_name_the_file);
     RUN_TEST(shapes_dataset_draws_are_deterministic_per_k_and_bucket);
+    RUN_TEST(category_weights_set_how_often_each_category_is_drawn);
     RUN_TEST(world_tokenizer_makes_every_word_one_token);
     return hd_test_finish();
 }

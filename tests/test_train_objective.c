@@ -148,6 +148,11 @@ static void test_recipe_defaults_and_stages(void) {
     CHECK(hd_train_total_steps(&c) == 12);
     CHECK(hd_train_stage_of(&c, 0) == 0 && hd_train_stage_of(&c, 4) == 0);
     CHECK(hd_train_stage_of(&c, 5) == 1 && hd_train_stage_of(&c, 11) == 1);
+    for (int k = 0; k < HD_N_CATEGORIES; k++) CHECK(c.category_weights[k] == 0);
+    CHECK(parse(&c, "{\"stages\": [{\"steps\": 5, \"sizes\": [[64, 64]]}], \"data\": "
+                    "{\"categories\": {\"relation\": 3, \"two objects\": 2}}}", msg) == 0);
+    CHECK(c.category_weights[HD_CAT_RELATION] == 3 && c.category_weights[HD_CAT_TWO] == 2 &&
+          c.category_weights[HD_CAT_SINGLE] == 0);
 }
 
 /* Every bad field is one error naming the file and the field. */
@@ -184,6 +189,10 @@ static void test_recipe_errors_name_the_field(void) {
         {"\"objective\": {\"cfg_dropout\": 1.5}", "objective.cfg_dropout = 1.5"},
         {"\"data\": {\"kind\": \"folder\"}", "data.folder: missing"},
         {"\"data\": {\"filter\": \"nearest\"}", "data.filter = \"nearest\""},
+        {"\"data\": {\"categories\": {\"relations\": 1}}", "data.categories.relations: unknown"},
+        {"\"data\": {\"categories\": {\"single\": -1}}", "data.categories.single"},
+        {"\"data\": {\"categories\": {\"single\": 0}}", "every weight is 0"},
+        {"\"data\": {\"categories\": [1, 2]}", "data.categories: not an object"},
         {"\"generate\": {\"scheduler\": \"ddim\"}", "generate.scheduler = \"ddim\""},
         {"\"sample_prompts\": [\"\"]", "sample_prompts[0]"},
         {"\"export_bf16\": 1", "export_bf16: not a boolean"},

@@ -10,6 +10,7 @@
 struct hd_dataset {
     hd_dataset_desc desc;
     hd_folder *folder; /* NULL for the shapes world */
+    int uniform;       /* no category weights given */
 };
 
 int hd_dataset_open(hd_dataset **out, const hd_dataset_desc *desc, hd_error *e) {
@@ -28,12 +29,21 @@ int hd_dataset_open(hd_dataset **out, const hd_dataset_desc *desc, hd_error *e) 
         return hd_fail(e, HD_EINVAL, "dataset: resize filter %d unknown", (int)desc->filter);
     if (desc->kind != HD_DATASET_SHAPES && desc->kind != HD_DATASET_FOLDER)
         return hd_fail(e, HD_EINVAL, "dataset: kind %d unknown", (int)desc->kind);
+    double total = 0;
+    for (int c = 0; c < HD_N_CATEGORIES; c++) {
+        double wt = desc->category_weights[c];
+        if (!(wt >= 0 && wt <= 1e6))
+            return hd_fail(e, HD_EINVAL, "dataset: category weight %s = %g (0..1e6)",
+                           hd_category_name((hd_shapes_category)c), wt);
+        total += wt;
+    }
     if (desc->kind == HD_DATASET_FOLDER && !desc->folder)
         return hd_fail(e, HD_EINVAL, "dataset: a folder dataset needs a folder");
     hd_dataset *ds = calloc(1, sizeof *ds);
     if (!ds) return hd_fail(e, HD_ENOMEM, "dataset: out of memory");
     ds->desc = *desc;
     ds->desc.folder = NULL; /* the caller's string is not kept */
+    ds->uniform = total == 0;
     if (desc->kind == HD_DATASET_FOLDER) {
         int rc = hd_folder_open(&ds->folder, desc->folder, desc->n_buckets,
                                 (const int (*)[2])desc->sizes, e);
@@ -92,7 +102,8 @@ int hd_dataset_draw(const hd_dataset *ds, uint64_t k, int bucket, hd_image *out,
     int w = ds->desc.sizes[bucket][0], h = ds->desc.sizes[bucket][1];
     if (!ds->folder) {
         char prompt[HD_SHAPES_PROMPT_MAX];
-        HD_TRY(hd_shapes_draw(k, w, h, out, prompt, e));
+        HD_TRY(hd_shapes_draw_weighted(k, ds->uniform ? NULL : ds->desc.category_weights, w, h,
+                                       out, prompt, e));
         int rc = put_caption(prompt, caption, cap, e);
         if (rc) hd_image_free(out);
         return rc;

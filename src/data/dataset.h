@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "hidream.h"
+#include "data/shapes_prompt.h"
 #include "image/resample.h"
 
 enum { HD_DATASET_MAX_BUCKETS = 32 };
@@ -24,6 +25,9 @@ typedef struct hd_dataset_desc {
     int n_buckets;          /* 1..HD_DATASET_MAX_BUCKETS */
     int sizes[HD_DATASET_MAX_BUCKETS][2]; /* (width, height) of each bucket */
     hd_filter filter;       /* folder resize filter (0 = box; HD_FILTER_LANCZOS recommended) */
+    /* shapes world: how often each prompt category is drawn (hd_shapes_category order); all
+     * zero = uniform, as judging draws them */
+    double category_weights[HD_N_CATEGORIES];
 } hd_dataset_desc;
 
 typedef struct hd_dataset hd_dataset;

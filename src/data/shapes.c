@@ -146,12 +146,17 @@ int hd_shapes_render(const hd_shapes_scene *s, hd_image *out, hd_error *e) {
 }
 
 int hd_shapes_draw(uint64_t seed, int w, int h, hd_image *out, char *prompt, hd_error *e) {
+    return hd_shapes_draw_weighted(seed, NULL, w, h, out, prompt, e);
+}
+
+int hd_shapes_draw_weighted(uint64_t seed, const double *weights, int w, int h, hd_image *out,
+                            char *prompt, hd_error *e) {
     out->w = out->h = 0;
     out->px = NULL;
     hd_prng r;
     hd_prng_seed(&r, seed);
     hd_shapes_prompt p;
-    hd_shapes_prompt_sample(&r, &p);
+    hd_shapes_prompt_sample_weighted(&r, weights, &p);
     hd_shapes_prompt_format(&p, prompt, HD_SHAPES_PROMPT_MAX);
     /* the placement gets its own stream so the prompt does not depend on the size */
     hd_prng pr;

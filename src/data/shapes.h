@@ -47,5 +47,9 @@ int hd_shapes_render(const hd_shapes_scene *s, hd_image *out, hd_error *e);
 
 /* The whole world in one call: prompt (into prompt[HD_SHAPES_PROMPT_MAX]) and picture from seed. */
 int hd_shapes_draw(uint64_t seed, int w, int h, hd_image *out, char *prompt, hd_error *e);
+/* The same with the prompt's category drawn by weights (hd_shapes_prompt_sample_weighted; NULL =
+ * uniform, identical to hd_shapes_draw). */
+int hd_shapes_draw_weighted(uint64_t seed, const double *weights, int w, int h, hd_image *out,
+                            char *prompt, hd_error *e);
 
 #endif

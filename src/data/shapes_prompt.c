@@ -43,9 +43,29 @@ static void sample_object(hd_prng *r, hd_shapes_object *o, int with_size) {
     o->size = with_size ? (hd_size_class)hd_prng_below(r, 3) : HD_SIZE_ANY;
 }
 
+/* The category by weight (NULL: uniform, the stream hd_shapes_prompt_sample always drew). */
+static hd_shapes_category sample_category(hd_prng *r, const double *weights) {
+    if (!weights) return (hd_shapes_category)hd_prng_below(r, HD_N_CATEGORIES);
+    double total = 0;
+    for (int c = 0; c < HD_N_CATEGORIES; c++) total += weights[c];
+    double u = hd_prng_uniform(r) * total;
+    int last = 0;
+    for (int c = 0; c < HD_N_CATEGORIES; c++) {
+        if (weights[c] <= 0) continue;
+        last = c;
+        if (u < weights[c]) return (hd_shapes_category)c;
+        u -= weights[c];
+    }
+    return (hd_shapes_category)last; /* rounding left u just above the sum */
+}
+
 void hd_shapes_prompt_sample(hd_prng *r, hd_shapes_prompt *p) {
+    hd_shapes_prompt_sample_weighted(r, NULL, p);
+}
+
+void hd_shapes_prompt_sample_weighted(hd_prng *r, const double *weights, hd_shapes_prompt *p) {
     memset(p, 0, sizeof *p);
-    p->category = (hd_shapes_category)hd_prng_below(r, HD_N_CATEGORIES);
+    p->category = sample_category(r, weights);
     switch (p->category) {
     case HD_CAT_SINGLE:
         p->n = 1;

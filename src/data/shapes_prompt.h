@@ -62,6 +62,10 @@ extern const char *const hd_shapes_words[];
 /* Draws a prompt: category uniform, then every choice uniform (an optional size is one of
  * {none, small, large}); "two objects" redraws the second object until colour or shape differ. */
 void hd_shapes_prompt_sample(hd_prng *r, hd_shapes_prompt *p);
+/* The same with the category drawn in proportion to weights[HD_N_CATEGORIES] (each ≥ 0, sum > 0;
+ * NULL = uniform, the exact stream of hd_shapes_prompt_sample). A recipe leans the training data
+ * toward what the model finds hard; judging always draws uniformly. */
+void hd_shapes_prompt_sample_weighted(hd_prng *r, const double *weights, hd_shapes_prompt *p);
 
 /* The exact prompt string; returns its length (always < HD_SHAPES_PROMPT_MAX). */
 size_t hd_shapes_prompt_format(const hd_shapes_prompt *p, char *buf, size_t n);

@@ -167,8 +167,40 @@ static int parse_model(const ctx *c, json_t *m, hd_train_model *o) {
     return 0;
 }
 
+/* data.categories: {"single": w, ..., "two objects": w}, names as hd_category_name gives them;
+ * a category left out gets weight 0. */
+static int parse_categories(const ctx *c, json_t *d, hd_train_config *o) {
+    json_t *cat = json_object_get(d, "categories");
+    if (!cat) return 0;
+    if (!json_is_object(cat))
+        return hd_fail(c->e, HD_EFORMAT, "%s: data.categories: not an object of weights", c->what);
+    const char *key;
+    json_t *v;
+    double total = 0;
+    json_object_foreach(cat, key, v) {
+        int k = -1;
+        for (int i = 0; i < HD_N_CATEGORIES; i++)
+            if (!strcmp(key, hd_category_name((hd_shapes_category)i))) k = i;
+        if (k < 0)
+            return hd_fail(c->e, HD_EFORMAT, "%s: data.categories.%s: unknown category (single, "
+                           "position, counting, relation, two objects)", c->what, key);
+        double w = json_is_number(v) ? json_number_value(v) : -1;
+        if (!(w >= 0 && w <= 1e6))
+            return hd_fail(c->e, HD_EFORMAT, "%s: data.categories.%s: expected a weight in "
+                           "[0, 1e6]", c->what, key);
+        o->category_weights[k] = w;
+        total += w;
+    }
+    if (!(total > 0))
+        return hd_fail(c->e, HD_EFORMAT, "%s: data.categories: every weight is 0", c->what);
+    if (o->data_kind != HD_DATASET_SHAPES)
+        return hd_fail(c->e, HD_EFORMAT, "%s: data.categories: only the shapes world has "
+                       "categories", c->what);
+    return 0;
+}
+
 static int parse_data(const ctx *c, json_t *d, hd_train_config *o) {
-    static const char *const keys[] = {"kind", "folder", "filter", NULL};
+    static const char *const keys[] = {"kind", "folder", "filter", "categories", NULL};
     HD_TRY(check_keys(c, d, "data.", keys));
     char kind[16] = "shapes", filter[16] = "lanczos";
     HD_TRY(get_str(c, d, "kind", "data.", kind, sizeof kind));
@@ -184,6 +216,7 @@ static int parse_data(const ctx *c, json_t *d, hd_train_config *o) {
     if (o->data_kind == HD_DATASET_FOLDER && !o->folder[0])
         return hd_fail(c->e, HD_EFORMAT, "%s: data.folder: missing (data.kind is \"folder\")",
                        c->what);
+    HD_TRY(parse_categories(c, d, o));
     static const char *const filters[] = {"box", "bilinear", "bicubic", "lanczos"};
     o->filter = -1;
     for (int i = 0; i < 4; i++)

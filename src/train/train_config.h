@@ -64,6 +64,7 @@ typedef struct hd_train_config {
     hd_train_model model;
     hd_dataset_kind data_kind;
     char folder[4096];        /* data.folder */
+    double category_weights[HD_N_CATEGORIES]; /* data.categories (all 0 = uniform) */
     int filter;               /* data.filter as hd_filter */
     char tokenizer[4096];     /* "" = the shapes-world tokenizer (byte-level BPE, any text) */
     int n_stages;

@@ -140,6 +140,7 @@ static int open_stage(run *r, int stage, hd_error *e) {
     hd_dataset_desc d = {.kind = r->c->data_kind, .folder = r->c->folder,
                          .n_buckets = s->n_sizes, .filter = (hd_filter)r->c->filter};
     memcpy(d.sizes, s->sizes, sizeof d.sizes);
+    memcpy(d.category_weights, r->c->category_weights, sizeof d.category_weights);
     HD_TRY(hd_dataset_open(&r->ds, &d, e));
     double w = 0;
     for (int i = 0; i < s->n_sizes; i++) w += hd_dataset_bucket_weight(r->ds, i);
