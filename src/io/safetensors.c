@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/temp_guard.h"
 
 /* Byte range of one tensor inside the data area, kept only while a file is validated. */
 typedef struct st_range {
@@ -632,9 +633,12 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
         free(hdr);
         return hd_fail(e, HD_EINVAL, "%s: path too long", path);
     }
+    sigset_t mask;
+    hd_temp_guard_block(&mask);
     FILE *f = fopen(tmp, "wb");
+    int err = errno, guard = f ? hd_temp_guard_add(tmp) : -1;
+    hd_temp_guard_unblock(&mask);
     if (!f) {
-        int err = errno;
         free(hdr);
         return hd_fail(e, HD_EIO, "%s: cannot create: %s", tmp, strerror(err));
     }
@@ -685,5 +689,6 @@ out:
     if (rc == 0 && rename(tmp, path) != 0)
         rc = hd_fail(e, HD_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     if (rc < 0) remove(tmp);
+    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
     return rc;
 }
