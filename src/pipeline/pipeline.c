@@ -75,6 +75,11 @@ int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_er
     return hd_resolve_size(g, p->width, p->height, p->no_snap, &w, &h, e);
 }
 
+int hd_model_output_size(const hd_model *m, const hd_generate_params *p, int *w, int *h,
+                         hd_error *e) {
+    return hd_resolve_size(&m->cfg.gen, p->width, p->height, p->no_snap, w, h, e);
+}
+
 static int check_params(const hd_generate_params *p, hd_error *e) {
     if (!p->prompt) return hd_fail(e, HD_EINVAL, "prompt: missing");
     if (p->mode != HD_MODE_FULL && p->mode != HD_MODE_DEV)
