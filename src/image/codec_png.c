@@ -19,12 +19,20 @@
  * (its largest is a row: at most 8 MB at the 1,000,000-pixel width limit); refusing larger ones
  * makes libpng fail cleanly instead. Our own pixel buffers do not go through here. */
 #define MAX_LIBPNG_ALLOC ((size_t)64 << 20)
+/* Text chunks are read only for metadata (--from-png). Their sizes are capped so that a small
+ * file of highly compressed zTXt cannot expand to gigabytes: each chunk at most 256 KiB
+ * decompressed (a recipe's largest value, the prompt, is at most 64 KiB), at most 256 chunks.
+ * A text chunk over the cap is an error, not a silently missing key. Decoding pixels skips text
+ * chunks altogether. */
+#define MAX_TEXT_CHUNK_BYTES ((size_t)256 << 10)
+#define MAX_TEXT_CHUNKS 256
 
 /* Where libpng's error message lands before the longjmp. The reader and the writer each keep
  * one and hand libpng a pointer to it (not to their whole state), so the error handler never
  * has to know which of the two states it is looking at. */
 typedef struct png_err {
     char msg[256];
+    char text_dropped[128]; /* libpng's warning when it skipped a text chunk (reading) */
 } png_err;
 
 typedef struct png_state {
@@ -45,9 +53,13 @@ static void on_png_error(png_structp png, png_const_charp msg) {
     png_longjmp(png, 1);
 }
 
+/* Library code never prints; warnings do not change the pixels. A warning about a text chunk
+ * means libpng skipped it (too large, damaged): remembered, so a recipe is not read without it. */
 static void on_png_warning(png_structp png, png_const_charp msg) {
-    (void)png;
-    (void)msg; /* library code never prints; warnings do not change the pixels */
+    png_err *err = png_get_error_ptr(png);
+    if (err && msg && !err->text_dropped[0] &&
+        (!strncmp(msg, "tEXt", 4) || !strncmp(msg, "zTXt", 4) || !strncmp(msg, "iTXt", 4)))
+        snprintf(err->text_dropped, sizeof err->text_dropped, "%s", msg);
 }
 
 static png_voidp on_png_malloc(png_structp png, png_alloc_size_t n) {
@@ -165,7 +177,14 @@ static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, 
         return hd_fail(e, HD_EFORMAT, "%s: PNG: %s", st->what, st->err.msg);
 
     png_set_read_fn(st->png, st, on_png_read);
-    png_set_chunk_malloc_max(st->png, MAX_CHUNK_BYTES); /* decompressed text, iCCP */
+    if (want_text) {
+        png_set_chunk_malloc_max(st->png, MAX_TEXT_CHUNK_BYTES);
+        png_set_chunk_cache_max(st->png, MAX_TEXT_CHUNKS);
+    } else {
+        static const png_byte text_chunks[] = "tEXt\0zTXt\0iTXt";
+        png_set_keep_unknown_chunks(st->png, PNG_HANDLE_CHUNK_NEVER, text_chunks, 3);
+        png_set_chunk_malloc_max(st->png, MAX_CHUNK_BYTES); /* iCCP */
+    }
     png_read_info(st->png, st->info);
     png_uint_32 w32 = 0, h32 = 0;
     int depth = 0, color_type = 0, interlace = 0;
@@ -221,6 +240,10 @@ static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, 
         /* chunks after the image data; like Pillow, a damaged tail does not spoil the pixels,
          * so only the text reader goes on to IEND */
         png_read_end(st->png, st->info);
+        if (st->err.text_dropped[0])
+            return hd_fail(e, HD_EFORMAT, "%s: PNG: a text chunk was skipped (%s); text chunks "
+                           "are limited to %zu KiB", st->what, st->err.text_dropped,
+                           MAX_TEXT_CHUNK_BYTES >> 10);
         rc = collect_text(st, e);
         if (rc < 0) return rc;
     }

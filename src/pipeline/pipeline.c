@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "image/patchify.h"
 #include "image/layout.h"
+#include "pipeline/prompt.h"
 #include "pipeline/resolution.h"
 
 #define RELEASE_NOISE_SCALE 8.0 /* upstream NOISE_SCALE (the default of hidream.noise_scale) */
@@ -147,6 +148,11 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     memset(job, 0, sizeof *job);
     job->m = m;
     HD_TRY(check_params(p, e));
+    /* both texts are checked before any reference is processed */
+    HD_TRY(hd_prompt_check(m->tok, p->prompt, "prompt", 1, e));
+    if (p->cfg > 1.0)
+        HD_TRY(hd_prompt_check(m->tok, p->uncond_prompt ? p->uncond_prompt : " ",
+                               "unconditional prompt", 0, e));
     job->p = *p;
     hd_generate_params *q = &job->p;
     if (!q->uncond_prompt) q->uncond_prompt = " ";
