@@ -63,6 +63,10 @@ void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mod
 int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e) {
     const hd_gen_config *g = &m->cfg.gen;
     int wants_refs = p->n_refs > 0 || (p->layout && p->layout[0]);
+    if (wants_refs && !m->vit && m->vit_unusable[0])
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "%s: reference images and layouts need the vision tower, which this model "
+                       "has but cannot use: %s", m->dir, m->vit_unusable);
     if (wants_refs && !m->vit)
         return hd_fail(e, HD_EUNSUPPORTED,
                        "%s: reference images and layouts need a vision tower, and this model has "
@@ -309,6 +313,15 @@ static int predict(hd_job *job, int b, int tau, float *out, hd_error *e) {
                                  hd_sched_model_time(tau), job->out_rows[b], job->L, out, NULL, e);
 }
 
+static int check_finite(const float *x, size_t n, int step, hd_error *e) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return hd_fail(e, HD_EFORMAT,
+                           "step %d: the model's prediction is not finite (NaN or infinity); its "
+                           "weights may be damaged", step + 1);
+    return 0;
+}
+
 int hd_job_run(hd_job *job, hd_error *e) {
     const hd_generate_params *q = &job->p;
     const size_t patch_dim = (size_t)3 * job->m->cfg.gen.patch_size * job->m->cfg.gen.patch_size;
@@ -324,6 +337,9 @@ int hd_job_run(hd_job *job, hd_error *e) {
         memcpy(job->vin, job->z, n_z * sizeof(float));
         HD_TRY(predict(job, 0, tau, job->xc, e));
         if (job->n_branches == 2) HD_TRY(predict(job, 1, tau, job->xu, e));
+        /* NaN/Inf weights (or an overflow) would otherwise give a black picture and exit 0 */
+        HD_TRY(check_finite(job->xc, n_z, i, e));
+        if (job->n_branches == 2) HD_TRY(check_finite(job->xu, n_z, i, e));
         /* v = (x̂ − z)/σp per branch, CFG v = v_u + g(v_c − v_u); the scheduler takes −v. */
         for (size_t k = 0; k < n_z; k++) {
             float vc = (job->xc[k] - job->z[k]) / sp;
