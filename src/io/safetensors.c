@@ -262,7 +262,8 @@ static int add_file(hd_safetensors *st, const char *path, void *map, size_t size
 
 /* Maps `path` read-only, registers it as file index st->n_files and parses it. */
 static int open_append(hd_safetensors *st, const char *path, hd_error *e) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return hd_fail(e, HD_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
