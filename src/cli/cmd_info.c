@@ -66,6 +66,15 @@ static double decoder_activation_bytes(const hd_text_config *t, double S) {
     return 4.0 * (S * (2 * D + 2 * q + 2 * kv + 2 * F) + S * S);
 }
 
+/* Float32 bytes of the sampler's per-patch rows for L target patches (3·p² values each): the
+ * sample z, the model input (target + reference rows), one prediction per CFG branch, the
+ * velocity, the initial noise, and the model's own input and output rows (x_proj input, head
+ * output). Small next to the decoder for the release, these dominate for small models. */
+static double sample_row_bytes(double L, double ref_rows, int patch, int branches) {
+    double row = 3.0 * patch * patch;
+    return 4.0 * row * (L * (6 + branches) + 2 * (L + ref_rows));
+}
+
 /* ViT activations for one condition image of side EST_CONDITION_SIDE. */
 static double vit_activation_bytes(const hd_vision_config *v) {
     double per_side = (double)EST_CONDITION_SIDE / v->patch_size, n = per_side * per_side;
@@ -232,7 +241,9 @@ int cmd_info(int argc, char **argv) {
     const int patch = cfg.gen.patch_size;
     double L = (double)(est_w / patch) * (est_h / patch);
     double w_t2i = (double)(part_bytes[HD_PART_TEXT] + part_bytes[HD_PART_HIDREAM]);
-    double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L);
+    /* the default mode (full) uses CFG: two branches */
+    double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L) +
+                   sample_row_bytes(L, 0, patch, 2);
     printf("memory        text-to-image %dx%d: weights %.2f GiB mapped + activations ~%.2f GiB"
            " = ~%.2f GiB\n",
            est_w, est_h, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
@@ -242,7 +253,8 @@ int cmd_info(int argc, char **argv) {
         double merge = v->spatial_merge_size, side = (double)EST_CONDITION_SIDE / v->patch_size;
         double vit_tokens = side * side / (merge * merge);
         double w_ref = w_t2i + (double)part_bytes[HD_PART_VISION];
-        double a_ref = decoder_activation_bytes(t, EST_PROMPT_TOKENS + vit_tokens + 2 + 2 * L);
+        double a_ref = decoder_activation_bytes(t, EST_PROMPT_TOKENS + vit_tokens + 2 + 2 * L) +
+                       sample_row_bytes(L, L, patch, 2);
         double a_vit = vit_activation_bytes(v);
         if (a_vit > a_ref) a_ref = a_vit; /* the ViT runs before the decoder */
         printf("              reference task (1 image): weights %.2f GiB mapped + activations"
