@@ -145,7 +145,7 @@ int hd_model_output_size(const hd_model *m, const hd_generate_params *p, int *w,
  * sequence cost grows with the square of its length; the limit equals the token count of the
  * largest standard picture (2048x2048 in 32-pixel patches). */
 #define HD_MAX_PROMPT_TOKENS 4096
-#define HD_MAX_PROMPT_BYTES (16 * HD_MAX_PROMPT_TOKENS)
+#define HD_MAX_PROMPT_BYTES 65536 /* 16 bytes per token of the token limit */
 
 /* Runs one generation. out receives a malloc'd image (free with hd_image_free). */
 int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e);
