@@ -135,6 +135,18 @@ void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mod
  * runs the same checks. */
 int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e);
 
+/* The output size hd_generate makes for p without reference images: p's size snapped to the
+ * model's nearest preset (or kept, with no_snap). Same errors as hd_model_check_request. */
+int hd_model_output_size(const hd_model *m, const hd_generate_params *p, int *w, int *h,
+                         hd_error *e);
+
+/* Prompt limits (conditional and unconditional alike): at most HD_MAX_PROMPT_TOKENS tokens of
+ * the prompt's own text and HD_MAX_PROMPT_BYTES bytes (checked first, before tokenizing). The
+ * sequence cost grows with the square of its length; the limit equals the token count of the
+ * largest standard picture (2048x2048 in 32-pixel patches). */
+#define HD_MAX_PROMPT_TOKENS 4096
+#define HD_MAX_PROMPT_BYTES 65536 /* 16 bytes per token of the token limit */
+
 /* Runs one generation. out receives a malloc'd image (free with hd_image_free). */
 int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e);
 

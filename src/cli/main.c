@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/exit_codes.h"
 #include "hidream.h"
 
 static const struct {
@@ -25,7 +26,8 @@ static void usage(FILE *f) {
             hd_version());
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'hidream COMMAND --help' describes a command.\n");
+    fprintf(f, "\n'hidream COMMAND --help' describes a command.\n\nexit status:\n%s",
+            HD_EXIT_CODES_TEXT);
 }
 
 int main(int argc, char **argv) {

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/temp_guard.h"
 #include "image/codec_formats.h"
 
 hd_image_format hd_image_sniff(const void *buf, size_t len) {
@@ -127,7 +128,11 @@ int hd_image_save(const char *path, const hd_image *im, const hd_save_opts *opts
     char *tmp = malloc(n);
     if (!tmp) return hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
     FILE *f = NULL;
+    sigset_t mask;
+    hd_temp_guard_block(&mask);
     int rc = open_temp(path, tmp, n, &f, e);
+    int guard = rc == 0 ? hd_temp_guard_add(tmp) : -1; /* a SIGINT/SIGTERM now removes tmp */
+    hd_temp_guard_unblock(&mask);
     if (rc < 0) {
         free(tmp);
         return rc;
@@ -144,6 +149,7 @@ int hd_image_save(const char *path, const hd_image *im, const hd_save_opts *opts
     if (rc == 0 && rename(tmp, path) != 0)
         rc = hd_fail(e, HD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     if (rc < 0) unlink(tmp);
+    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
     free(tmp);
     return rc;
 }

@@ -50,7 +50,10 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     if (rc == 0 && m->cfg.vision.present &&
         hd_st_find(&m->st, "model.visual.patch_embed.proj.weight")) {
         rc = hd_vit_create(&m->vit, m->be, &m->cfg, &m->st, e);
-        if (rc == HD_EUNSUPPORTED) rc = 0; /* text-to-image still works without the tower */
+        if (rc == HD_EUNSUPPORTED) { /* text-to-image still works without the tower */
+            snprintf(m->vit_unusable, sizeof m->vit_unusable, "%s", e ? e->msg : "unsupported");
+            rc = 0;
+        }
     }
     if (rc < 0) {
         hd_model_free(m);

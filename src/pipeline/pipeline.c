@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "image/patchify.h"
 #include "image/layout.h"
+#include "pipeline/prompt.h"
 #include "pipeline/resolution.h"
 
 #define RELEASE_NOISE_SCALE 8.0 /* upstream NOISE_SCALE (the default of hidream.noise_scale) */
@@ -62,6 +63,10 @@ void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mod
 int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e) {
     const hd_gen_config *g = &m->cfg.gen;
     int wants_refs = p->n_refs > 0 || (p->layout && p->layout[0]);
+    if (wants_refs && !m->vit && m->vit_unusable[0])
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "%s: reference images and layouts need the vision tower, which this model "
+                       "has but cannot use: %s", m->dir, m->vit_unusable);
     if (wants_refs && !m->vit)
         return hd_fail(e, HD_EUNSUPPORTED,
                        "%s: reference images and layouts need a vision tower, and this model has "
@@ -73,6 +78,11 @@ int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_er
                        m->dir, HD_PATCH, g->patch_size);
     int w, h;
     return hd_resolve_size(g, p->width, p->height, p->no_snap, &w, &h, e);
+}
+
+int hd_model_output_size(const hd_model *m, const hd_generate_params *p, int *w, int *h,
+                         hd_error *e) {
+    return hd_resolve_size(&m->cfg.gen, p->width, p->height, p->no_snap, w, h, e);
 }
 
 static int check_params(const hd_generate_params *p, hd_error *e) {
@@ -142,6 +152,11 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     memset(job, 0, sizeof *job);
     job->m = m;
     HD_TRY(check_params(p, e));
+    /* both texts are checked before any reference is processed */
+    HD_TRY(hd_prompt_check(m->tok, p->prompt, "prompt", 1, e));
+    if (p->cfg > 1.0)
+        HD_TRY(hd_prompt_check(m->tok, p->uncond_prompt ? p->uncond_prompt : " ",
+                               "unconditional prompt", 0, e));
     job->p = *p;
     hd_generate_params *q = &job->p;
     if (!q->uncond_prompt) q->uncond_prompt = " ";
@@ -298,6 +313,15 @@ static int predict(hd_job *job, int b, int tau, float *out, hd_error *e) {
                                  hd_sched_model_time(tau), job->out_rows[b], job->L, out, NULL, e);
 }
 
+static int check_finite(const float *x, size_t n, int step, hd_error *e) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return hd_fail(e, HD_EFORMAT,
+                           "step %d: the model's prediction is not finite (NaN or infinity); its "
+                           "weights may be damaged", step + 1);
+    return 0;
+}
+
 int hd_job_run(hd_job *job, hd_error *e) {
     const hd_generate_params *q = &job->p;
     const size_t patch_dim = (size_t)3 * job->m->cfg.gen.patch_size * job->m->cfg.gen.patch_size;
@@ -313,6 +337,9 @@ int hd_job_run(hd_job *job, hd_error *e) {
         memcpy(job->vin, job->z, n_z * sizeof(float));
         HD_TRY(predict(job, 0, tau, job->xc, e));
         if (job->n_branches == 2) HD_TRY(predict(job, 1, tau, job->xu, e));
+        /* NaN/Inf weights (or an overflow) would otherwise give a black picture and exit 0 */
+        HD_TRY(check_finite(job->xc, n_z, i, e));
+        if (job->n_branches == 2) HD_TRY(check_finite(job->xu, n_z, i, e));
         /* v = (x̂ − z)/σp per branch, CFG v = v_u + g(v_c − v_u); the scheduler takes −v. */
         for (size_t k = 0; k < n_z; k++) {
             float vc = (job->xc[k] - job->z[k]) / sp;

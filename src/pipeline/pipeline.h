@@ -29,6 +29,9 @@ struct hd_model {
     hd_uit *uit;
     hd_vit *vit;          /* NULL when the checkpoint has no vision tower */
     hd_tokenizer *tok;
+    /* why a vision tower the checkpoint has cannot be used (e.g. an unsupported hidden_act);
+     * empty when it is used or absent. Reported when references are asked for. */
+    char vit_unusable[sizeof(((hd_error *)0)->msg)];
 };
 
 /* One generation in progress. Owned memory is released by hd_job_free. */
