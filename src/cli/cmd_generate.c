@@ -7,7 +7,6 @@
  * <exe dir>/models/shapes) or the installed copy (HIDREAM_MODELS_DIR/shapes) — never a path
  * relative to the current directory. */
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +20,6 @@
 #include "cli/embedded_model.h"
 #include "hidream.h"
 #include "image/codec.h"
-#include "image/layout.h"
 
 #define MAX_REFS 32
 
@@ -147,15 +145,6 @@ static int parse_timesteps(const char *s, hd_generate_params *p) {
     return 0;
 }
 
-static const char *sched_name(hd_scheduler_kind k) {
-    switch (k) {
-    case HD_SCHEDULER_UNIPC: return "unipc";
-    case HD_SCHEDULER_FLOW_MATCH: return "flow_match";
-    case HD_SCHEDULER_FLASH: return "flash";
-    default: return "auto";
-    }
-}
-
 static int parse_sched(const char *s, hd_scheduler_kind *k) {
     if (!strcmp(s, "unipc") || !strcmp(s, "default")) *k = HD_SCHEDULER_UNIPC;
     else if (!strcmp(s, "flow_match") || !strcmp(s, "euler")) *k = HD_SCHEDULER_FLOW_MATCH;
@@ -168,66 +157,32 @@ static int parse_sched(const char *s, hd_scheduler_kind *k) {
     return 0;
 }
 
-/* Applies the metadata of a PNG written by hidream (keys "hidream:*"); explicit flags win. */
-static int apply_png_metadata(gen_opts *o) {
-    hd_png_text t = {0};
+/* Applies the recipe of a PNG written by hidream (hd_recipe_read); explicit flags win. */
+static int apply_png_metadata(gen_opts *o, hd_recipe *r) {
     hd_error e = {0};
-    if (hd_png_read_text(o->from_png, &t, &e) < 0) {
+    if (hd_recipe_read(o->from_png, r, &e) < 0) {
         fprintf(stderr, "hidream generate: --from-png: %s\n", e.msg);
         return -1;
     }
-    int rc = 0;
-    const char *v;
-    hd_generate_params *p = &o->p;
-    if (!hd_png_text_get(&t, "hidream:prompt")) {
-        fprintf(stderr, "hidream generate: --from-png: %s: no hidream metadata (hidream:prompt)\n",
-                o->from_png);
-        rc = -1;
-        goto done;
-    }
-    if (!p->prompt) p->prompt = keep(o, hd_png_text_get(&t, "hidream:prompt"));
-    if ((v = hd_png_text_get(&t, "hidream:uncond")) && !p->uncond_prompt) p->uncond_prompt = keep(o, v);
-    long iv;
-    double dv;
-    uint64_t uv;
-    if ((v = hd_png_text_get(&t, "hidream:seed")) && !o->set_seed && parse_u64("seed", v, &uv) == 0)
-        p->seed = uv;
-    if ((v = hd_png_text_get(&t, "hidream:cfg")) && !o->set_cfg && parse_double("cfg", v, &dv) == 0)
-        p->cfg = dv;
-    if ((v = hd_png_text_get(&t, "hidream:shift")) && !o->set_shift && parse_double("shift", v, &dv) == 0)
-        p->shift = dv;
-    if ((v = hd_png_text_get(&t, "hidream:scheduler")) && !o->set_sched) parse_sched(v, &p->scheduler);
-    if ((v = hd_png_text_get(&t, "hidream:timesteps")) && !o->set_sched && !o->set_steps)
-        rc |= parse_timesteps(v, p);
-    if ((v = hd_png_text_get(&t, "hidream:steps")) && !o->set_steps && parse_int("steps", v, 1, HD_MAX_TIMESTEPS, &iv) == 0)
-        p->steps = (int)iv;
-    if ((v = hd_png_text_get(&t, "hidream:noise_scale")) && !o->set_noise) {
-        double a, b;
-        if (sscanf(v, "%lf,%lf", &a, &b) == 2) {
-            p->noise_scale_start = a;
-            p->noise_scale_end = b;
-        }
-    }
-    if ((v = hd_png_text_get(&t, "hidream:noise_clip_std")) && !o->set_clip && parse_double("clip", v, &dv) == 0)
-        p->noise_clip_std = dv;
-    if ((v = hd_png_text_get(&t, "hidream:bf16_compat"))) p->bf16_compat = p->bf16_compat || !strcmp(v, "1");
-    if ((v = hd_png_text_get(&t, "hidream:size")) && !o->set_size) {
-        int w, h;
-        if (sscanf(v, "%dx%d", &w, &h) == 2) {
-            p->width = w;
-            p->height = h;
-            p->no_snap = 1; /* the stored size is already the final one */
-        }
-    }
-    if ((v = hd_png_text_get(&t, "hidream:model_dir")) && !o->model) o->model = keep(o, v);
-    if (hd_png_text_get(&t, "hidream:references") && o->n_refs == 0) {
+    unsigned fields = HD_RECIPE_UNCOND | HD_RECIPE_BF16_COMPAT;
+    if (!o->p.prompt) fields |= HD_RECIPE_PROMPT;
+    if (!o->set_seed) fields |= HD_RECIPE_SEED;
+    if (!o->set_cfg) fields |= HD_RECIPE_CFG;
+    if (!o->set_shift) fields |= HD_RECIPE_SHIFT;
+    if (!o->set_sched) fields |= HD_RECIPE_SCHEDULER;
+    if (!o->set_sched && !o->set_steps) fields |= HD_RECIPE_TIMESTEPS;
+    if (!o->set_steps) fields |= HD_RECIPE_STEPS;
+    if (!o->set_noise) fields |= HD_RECIPE_NOISE_SCALE;
+    if (!o->set_clip) fields |= HD_RECIPE_NOISE_CLIP;
+    if (!o->set_size) fields |= HD_RECIPE_SIZE;
+    if (o->p.uncond_prompt) fields &= ~(unsigned)HD_RECIPE_UNCOND;
+    hd_recipe_apply(r, &o->p, fields);
+    if ((r->has & HD_RECIPE_REFS) && r->n_refs > 0 && o->n_refs == 0) {
         fprintf(stderr, "hidream generate: --from-png: %s was made with reference images; pass "
                         "them again with --ref\n", o->from_png);
-        rc = -1;
+        return -1;
     }
-done:
-    hd_png_text_free(&t);
-    return rc;
+    return 0;
 }
 
 /* ---- progress bar ---- */
@@ -277,14 +232,13 @@ static void free_own(gen_opts *o) {
 }
 
 /* The model directory recorded in a --from-png picture (NULL if none or unreadable; the
- * metadata is read again, with its errors, once the model is loaded). */
+ * recipe is read again, with its errors, once the model is loaded). */
 static const char *png_model_dir(gen_opts *o) {
-    hd_png_text t = {0};
+    hd_recipe r;
     hd_error e = {0};
-    if (hd_png_read_text(o->from_png, &t, &e) < 0) return NULL;
-    const char *v = hd_png_text_get(&t, "hidream:model_dir");
-    const char *dir = v ? keep(o, v) : NULL;
-    hd_png_text_free(&t);
+    if (hd_recipe_read(o->from_png, &r, &e) < 0) return NULL;
+    const char *dir = r.model_dir ? keep(o, r.model_dir) : NULL;
+    hd_recipe_free(&r);
     return dir;
 }
 
@@ -345,12 +299,11 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--from-png")) {
             /* the stored mode sets the defaults unless --mode says otherwise */
-            hd_png_text t = {0};
+            hd_recipe r;
             hd_error e = {0};
-            if (hd_png_read_text(argv[i + 1], &t, &e) == 0) {
-                const char *v = hd_png_text_get(&t, "hidream:mode");
-                if (v && !strcmp(v, "dev") && !mode_given) mode = HD_MODE_DEV;
-                hd_png_text_free(&t);
+            if (hd_recipe_read(argv[i + 1], &r, &e) == 0) {
+                if (r.mode == HD_MODE_DEV && !mode_given) mode = HD_MODE_DEV;
+                hd_recipe_free(&r);
             }
         } else if (!strcmp(argv[i], "--mode")) {
             mode_given = 1;
@@ -477,6 +430,9 @@ int cmd_generate(int argc, char **argv) {
     hd_image refs[MAX_REFS];
     memset(refs, 0, sizeof refs);
     hd_image out = {0};
+    hd_recipe recipe = {0}, made = {0};
+    hd_warnings warnings = {0};
+    p->warnings = &warnings;
     if (!o.output) {
         fprintf(stderr, "hidream generate: -o/--output is required\n");
         goto done;
@@ -494,7 +450,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     apply_model_defaults(&o, m, mode);
-    if (o.from_png && apply_png_metadata(&o) < 0) goto done;
+    if (o.from_png && apply_png_metadata(&o, &recipe) < 0) goto done;
     if (!p->prompt) {
         fprintf(stderr, "hidream generate: -p/--prompt is required\n");
         goto done;
@@ -520,25 +476,9 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
     }
-    /* The official code warns and carries on in these two cases; so do we. */
-    if (p->keep_aspect && o.n_refs != 1)
-        fprintf(stderr, "hidream generate: warning: --keep-aspect needs exactly one --ref; the "
-                        "size is snapped instead\n");
-    if (p->layout && o.n_refs == 0) {
-        fprintf(stderr, "hidream generate: warning: --layout is ignored without --ref images\n");
-    } else if (p->layout && p->keep_aspect && o.n_refs == 1) {
-        fprintf(stderr, "hidream generate: warning: --layout is ignored with --keep-aspect\n");
-    } else if (p->layout && p->layout[0]) {
-        hd_layout lay = {0};
-        int lrc = hd_layout_load(p->layout, &lay, &e);
-        hd_layout_free(&lay);
-        if (lrc == HD_EFORMAT)
-            fprintf(stderr, "hidream generate: warning: --layout ignored: %s\n", e.msg);
-        else if (lrc < 0) {
-            fprintf(stderr, "hidream generate: --layout: %s\n", e.msg);
-            goto done;
-        }
-    }
+    /* The official code warns and carries on in some cases (hd_warnings); so do we. */
+    for (int k = 0; k < warnings.n; k++)
+        fprintf(stderr, "hidream generate: warning: %s\n", warnings.msg[k]);
 
     progress_ctx pc = {isatty(2), o.verbose, now_s(), o.preview_dir, 0};
     p->progress = on_progress;
@@ -550,45 +490,10 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
 
-    /* Metadata: everything needed to regenerate the picture (--from-png). */
-    char seed[32], steps[16], cfg[32], shift[32], size[32], noise[64], clip[32], ts[8 * HD_MAX_TIMESTEPS];
-    snprintf(seed, sizeof seed, "%" PRIu64, p->seed);
-    snprintf(steps, sizeof steps, "%d", p->n_timesteps ? p->n_timesteps : p->steps);
-    snprintf(cfg, sizeof cfg, "%.17g", p->cfg);
-    snprintf(shift, sizeof shift, "%.17g", p->shift);
-    snprintf(size, sizeof size, "%dx%d", out.w, out.h);
-    snprintf(noise, sizeof noise, "%.17g,%.17g", p->noise_scale_start, p->noise_scale_end);
-    snprintf(clip, sizeof clip, "%.17g", p->noise_clip_std);
-    ts[0] = 0;
-    for (int i = 0; i < p->n_timesteps; i++) {
-        size_t l = strlen(ts);
-        snprintf(ts + l, sizeof ts - l, "%s%d", i ? "," : "", p->timesteps[i]);
-    }
-    char refs_note[16];
-    snprintf(refs_note, sizeof refs_note, "%d", o.n_refs);
-    hd_text_kv kv[20];
-    int nk = 0;
-    kv[nk++] = (hd_text_kv){"hidream:prompt", p->prompt};
-    kv[nk++] = (hd_text_kv){"hidream:uncond", p->uncond_prompt ? p->uncond_prompt : " "};
-    kv[nk++] = (hd_text_kv){"hidream:mode", p->mode == HD_MODE_DEV ? "dev" : "full"};
-    kv[nk++] = (hd_text_kv){"hidream:seed", seed};
-    kv[nk++] = (hd_text_kv){"hidream:steps", steps};
-    kv[nk++] = (hd_text_kv){"hidream:cfg", cfg};
-    kv[nk++] = (hd_text_kv){"hidream:shift", shift};
-    kv[nk++] = (hd_text_kv){"hidream:scheduler", sched_name(p->scheduler)};
-    if (p->n_timesteps) kv[nk++] = (hd_text_kv){"hidream:timesteps", ts};
-    kv[nk++] = (hd_text_kv){"hidream:noise_scale", noise};
-    kv[nk++] = (hd_text_kv){"hidream:noise_clip_std", clip};
-    kv[nk++] = (hd_text_kv){"hidream:bf16_compat", p->bf16_compat ? "1" : "0"};
-    kv[nk++] = (hd_text_kv){"hidream:size", size};
-    kv[nk++] = (hd_text_kv){"hidream:model", hd_model_name(m)};
-    kv[nk++] = (hd_text_kv){"hidream:model_dir", o.model};
-    if (o.n_refs) kv[nk++] = (hd_text_kv){"hidream:references", refs_note};
-    if (p->layout) kv[nk++] = (hd_text_kv){"hidream:layout", p->layout};
-    kv[nk++] = (hd_text_kv){"hidream:version", hd_version()};
-    kv[nk++] = (hd_text_kv){"Software", "hidream.c"};
-    hd_save_opts so = {0, 0, kv, nk};
-    if (hd_image_save(o.output, &out, &so, &e) < 0) {
+    /* The recipe: everything needed to regenerate the picture (--from-png). */
+    p->warnings = NULL;
+    if (hd_recipe_from_params(&made, p, &out, m, &e) < 0 ||
+        hd_image_save_with_recipe(o.output, &out, &made, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         rc = 2;
         goto done;
@@ -596,6 +501,8 @@ int cmd_generate(int argc, char **argv) {
     if (o.verbose) fprintf(stderr, "wrote %s (%dx%d)\n", o.output, out.w, out.h);
     rc = 0;
 done:
+    hd_recipe_free(&made);
+    hd_recipe_free(&recipe);
     hd_image_free(&out);
     for (int k = 0; k < o.n_refs; k++) hd_image_free(&refs[k]);
     hd_model_free(m);
