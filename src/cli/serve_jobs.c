@@ -109,6 +109,7 @@ int srv_submit(server *s, hd_srv_request *req, srv_job **out, char *msg, size_t 
     }
     j->req = *req;
     memset(req, 0, sizeof *req);
+    j->req.p.refs = j->req.n_refs ? j->req.refs : NULL; /* the pictures moved with the struct */
     uint64_t seed = j->req.seed_given ? j->req.p.seed : random_u64() >> 32;
     for (int i = 0; i < j->req.n; i++) j->seeds[i] = seed + (uint64_t)i;
     j->created = srv_now();
@@ -304,6 +305,7 @@ void *srv_worker(void *arg) {
         s->q_len--;
         j->state = JOB_RUNNING;
         j->started = srv_now();
+        j->total = j->req.p.n_timesteps ? j->req.p.n_timesteps : j->req.p.steps;
         j->holders++;
         s->running = s->last = j;
         j->version++;

@@ -237,7 +237,8 @@ static int add_ref(hd_srv_request *r, const char *what, const void *data, size_t
     if (r->n_refs >= HD_SRV_MAX_REFS)
         return hd_fail(e, HD_EINVAL, "%s: at most %d reference images", what, HD_SRV_MAX_REFS);
     int rc = hd_image_decode(data, len, what, lim->max_ref_pixels, &r->refs[r->n_refs], e);
-    if (rc < 0) return rc == HD_ENOMEM ? rc : hd_fail(e, HD_EINVAL, "%s", e->msg);
+    if (rc < 0 && rc != HD_ENOMEM) e->code = HD_EINVAL; /* a bad picture is a bad request */
+    if (rc < 0) return e->code;
     r->n_refs++;
     return 0;
 }
