@@ -3,7 +3,8 @@
  * the size asked for is the size returned, bad requests get a 4xx one-line JSON error and the
  * server stays up, the API key is enforced (401), a full queue answers 429 with Retry-After, a
  * running job is cancelled within a step, and SIGTERM ends the server cleanly (exit 0) with the
- * waiting requests answered 503. */
+ * waiting requests answered 503. Load: 16 clients x 8 requests on a queue of 2 — none fails, none
+ * is lost (every accepted job ends done), the overflow is answered 429; p50/p99 are printed. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -580,6 +581,98 @@ static void test_openai_edits_take_one_or_several_pictures(void) {
     free(png);
 }
 
+/* ---- load: 16 clients x 8 requests on a queue of 2 ---- */
+
+#define CLIENTS 16
+#define PER_CLIENT 8
+
+typedef struct load_client {
+    int id, ok, overflow, failed;
+    double lat[PER_CLIENT];
+} load_client;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Every request is retried after a 429 until accepted; any other answer but 200 fails. */
+static void *load_run(void *arg) {
+    load_client *c = arg;
+    for (int k = 0; k < PER_CLIENT; k++) {
+        char body[200];
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"load %d %d\",\"size\":\"64x64\",\"steps\":2,\"seed\":%d}", c->id, k,
+                 c->id * 100 + k);
+        for (;;) {
+            resp r;
+            double t0 = now_s();
+            post_json("/v1/images/generations", body, &r);
+            double t = now_s() - t0;
+            long st = r.status;
+            int has_image = strstr(r.body, "\"b64_json\"") != NULL;
+            done(&r);
+            if (st == 429) {
+                c->overflow++;
+                usleep(50 * 1000); /* sooner than Retry-After: the test wants overflow */
+                continue;
+            }
+            if (st == 200 && has_image) c->lat[c->ok++] = t;
+            else c->failed++;
+            break;
+        }
+    }
+    return NULL;
+}
+
+static long metric(const char *name) {
+    resp r;
+    http("GET", "/metrics", NULL, NULL, 0, NULL, &r);
+    const char *at = strstr(r.body, name);
+    long v = at ? atol(at + strlen(name)) : -1;
+    done(&r);
+    return v;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_sixteen_clients_lose_nothing_and_overflow_is_429(void) {
+    const char *done_metric = "hidream_jobs_finished_total{state=\"done\"} ";
+    long done0 = metric(done_metric), rejected0 = metric("\nhidream_queue_rejected_total ");
+    load_client c[CLIENTS];
+    pthread_t t[CLIENTS];
+    double t0 = now_s();
+    for (int i = 0; i < CLIENTS; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].id = i;
+        pthread_create(&t[i], NULL, load_run, &c[i]);
+    }
+    int ok = 0, overflow = 0, failed = 0;
+    double lat[CLIENTS * PER_CLIENT];
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        for (int k = 0; k < c[i].ok; k++) lat[ok + k] = c[i].lat[k];
+        ok += c[i].ok;
+        overflow += c[i].overflow;
+        failed += c[i].failed;
+    }
+    double wall = now_s() - t0;
+    long done1 = metric(done_metric), rejected1 = metric("\nhidream_queue_rejected_total ");
+    CHECKF(failed == 0 && ok == CLIENTS * PER_CLIENT, "%d ok, %d failed", ok, failed);
+    CHECKF(done1 - done0 == ok, "accepted %d, jobs done %ld: lost some", ok, done1 - done0);
+    CHECKF(overflow > 0 && rejected1 - rejected0 == overflow, "429s seen %d, counted %ld", overflow,
+           rejected1 - rejected0);
+    qsort(lat, (size_t)ok, sizeof *lat, cmp_double);
+    if (ok > 0)
+        printf("load: %d clients x %d requests in %.2f s: %d ok, %d failed, %d answered 429; "
+               "latency p50 %.3f s, p99 %.3f s\n",
+               CLIENTS, PER_CLIENT, wall, ok, failed, overflow, lat[ok / 2], lat[(ok * 99) / 100]);
+}
+
 static void *sync_request(void *arg) {
     resp *r = arg;
     post_json("/v1/images/generations", "{\"prompt\":\"waits in the queue\",\"size\":\"64x64\"}", r);
@@ -651,6 +744,7 @@ int main(void) {
     RUN_TEST(test_openai_edits_take_one_or_several_pictures);
     RUN_TEST(test_a_running_job_is_cancelled_within_a_step);
     RUN_TEST(test_a_full_queue_answers_429_with_retry_after);
+    RUN_TEST(test_sixteen_clients_lose_nothing_and_overflow_is_429);
     RUN_TEST(test_sigterm_cancels_the_running_job_answers_the_queue_and_exits_0);
     if (server_pid > 0) {
         kill(server_pid, SIGKILL);
