@@ -22,6 +22,8 @@ json_t *srv_job_json(server *s, const srv_job *j) {
     json_object_set_new(o, "steps", json_integer(j->req.p.n_timesteps ? j->req.p.n_timesteps : j->req.p.steps));
     json_object_set_new(o, "cfg", json_real(j->req.p.cfg));
     json_object_set_new(o, "mode", json_string(j->req.p.mode == HD_MODE_DEV ? "dev" : "full"));
+    json_object_set_new(o, "refs", json_integer(j->req.n_refs));
+    if (j->req.layout) json_object_set_new(o, "layout", json_string(j->req.layout));
     if (j->n_done > 0) {
         json_object_set_new(o, "width", json_integer(j->images[0].w));
         json_object_set_new(o, "height", json_integer(j->images[0].h));

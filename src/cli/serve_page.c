@@ -1,5 +1,6 @@
 /* `hidream serve`: the web page at / — one self-contained HTML file (no external assets, no
- * CDN): prompt and settings, reference pictures with layout boxes drawn on a canvas, a progress
+ * CDN): prompt and settings, reference pictures drawn into the layout boxes the user drags on a
+ * canvas (one box per picture, in order), a progress
  * bar with live previews (the job's event stream), cancel, and a history of results with their
  * recipes, downloads and "regenerate". It talks only to the native job API. */
 #include <stdlib.h>
@@ -15,7 +16,7 @@ static const char PAGE[] =
 "section{background:#1d2024;border-radius:8px;padding:12px}#form{width:340px}#out{flex:1;min-width:320px}"
 "label{display:block;margin:6px 0 2px;color:#aab}input,select,textarea,button{font:inherit;background:#2a2e34;color:#eee;"
 "border:1px solid #3a3f46;border-radius:5px;padding:5px;box-sizing:border-box}textarea,#form input[type=text]{width:100%}"
-".row{display:flex;gap:6px}.row>*{flex:1}button{cursor:pointer;padding:7px 12px}button.go{background:#3763d6;border:0}"
+".row{display:flex;gap:6px}.row>*{flex:1;min-width:0}.row input,.row select{width:100%}button{cursor:pointer;padding:7px 12px}button.go{background:#3763d6;border:0}"
 "#bar{height:10px;background:#2a2e34;border-radius:5px;overflow:hidden;margin:8px 0}#fill{height:100%;width:0;background:#3fb37f}"
 "#preview{max-width:100%;image-rendering:pixelated;min-height:64px;background:#111}#msg{color:#f88;min-height:1.2em}"
 "#hist{display:flex;flex-wrap:wrap;gap:10px}.item{width:200px;font-size:12px}.item img{width:200px;image-rendering:pixelated}"
@@ -33,7 +34,7 @@ static const char PAGE[] =
 "<label>Reference pictures (editing / personalization)</label><input id=files type=file accept=image/* multiple>"
 "<div id=refs></div><label>Layout boxes (drag on the canvas, one per reference)</label>"
 "<canvas id=canvas width=320 height=320></canvas><div class=row><input type=text id=layout placeholder='[[x1,x2,y1,y2],...]'>"
-"<button id=clear type=button style='flex:0'>clear</button></div>"
+"<button id=clear type=button style='flex:none'>clear</button></div>"
 "<label>API key (if the server asks for one)</label><input type=text id=key>"
 "<p class=row><button class=go id=go>Generate</button><button id=cancel disabled>Cancel</button></p></section>"
 "<section id=out><div id=status>idle</div><div id=bar><div id=fill></div></div><div id=msg></div>"
@@ -45,7 +46,8 @@ static const char PAGE[] =
 "fetch('/health').then(r=>r.json()).then(j=>{$('model').textContent=j.model||j.status}).catch(()=>{});"
 "function draw(){const c=$('canvas'),x=c.getContext('2d');x.clearRect(0,0,c.width,c.height);"
 "x.strokeStyle='#3fb37f';x.fillStyle='#3fb37f';x.font='14px sans-serif';"
-"boxes.forEach((b,i)=>{x.strokeRect(b[0]*c.width,b[2]*c.height,(b[1]-b[0])*c.width,(b[3]-b[2])*c.height);"
+"boxes.forEach((b,i)=>{const im=$('refs').children[i];"
+"if(im&&im.complete)x.drawImage(im,b[0]*c.width,b[2]*c.height,(b[1]-b[0])*c.width,(b[3]-b[2])*c.height);x.strokeRect(b[0]*c.width,b[2]*c.height,(b[1]-b[0])*c.width,(b[3]-b[2])*c.height);"
 "x.fillText(String(i+1),b[0]*c.width+4,b[2]*c.height+16)});"
 "$('layout').value=boxes.length?JSON.stringify(boxes.map(b=>b.map(v=>Math.round(v*1000)/1000))):''}"
 "function pos(e){const r=$('canvas').getBoundingClientRect();return[Math.min(1,Math.max(0,(e.clientX-r.left)/r.width)),"
@@ -56,7 +58,7 @@ static const char PAGE[] =
 "$('clear').onclick=()=>{boxes=[];draw()};"
 "$('files').onchange=async e=>{refs=[];$('refs').innerHTML='';for(const f of e.target.files){"
 "const u=await new Promise(ok=>{const r=new FileReader();r.onload=()=>ok(r.result);r.readAsDataURL(f)});"
-"refs.push(u);const i=new Image();i.src=u;$('refs').appendChild(i)}};"
+"refs.push(u);const i=new Image();i.onload=draw;i.src=u;$('refs').appendChild(i)}};"
 "function num(id){const v=$(id).value.trim();return v===''?undefined:Number(v)}"
 "function body(){const b={prompt:$('prompt').value,mode:$('mode').value,output_format:$('fmt').value,preview_every:1};"
 "const neg=$('neg').value.trim();if(neg)b.negative_prompt=neg;"
@@ -76,7 +78,7 @@ static const char PAGE[] =
 "$('mode').value=j.mode;$('w').value=j.width;$('h').value=j.height};"
 "const pre=document.createElement('pre');pre.style.whiteSpace='pre-wrap';pre.textContent="
 "'seed '+j.seeds[0]+', '+j.steps+' steps, cfg '+j.cfg+', '+j.width+'x'+j.height+', '+j.mode+'\\n'+j.prompt"
-"+(j.warnings.length?'\\nwarning: '+j.warnings.join('; '):'');"
+"+(j.refs?', '+j.refs+' reference(s)':'')+(j.warnings.length?'\\nwarning: '+j.warnings.join('; '):'');"
 "h.append(img,pre,a,' ',rg);$('hist').prepend(h)}"
 "$('go').onclick=async()=>{$('msg').textContent='';const r=await fetch('/api/jobs',{method:'POST',headers:hdr(1),body:JSON.stringify(body())});"
 "const j=await r.json();if(!r.ok){$('msg').textContent=j.error.message;return}job=j.id;$('cancel').disabled=false;setStatus('queued',0);"
