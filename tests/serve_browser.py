@@ -65,6 +65,11 @@ def set_value(d, id_, value):
     el.send_keys(str(value))
 
 
+def shot(d, name):
+    d.execute_script("window.scrollTo(0, 0)")
+    d.save_screenshot(os.path.join(SHOTS, name))
+
+
 def history(d):
     return d.find_elements(By.CSS_SELECTOR, "#hist .item")
 
@@ -98,7 +103,7 @@ def main():
         img = item.find_element(By.TAG_NAME, "img")
         wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", img) == 64)
         check(True, "the picture is shown at 64x64")
-        d.save_screenshot(os.path.join(SHOTS, "1-generated.png"))
+        shot(d, "1-generated.png")
 
         # a reference picture and a layout box drawn on the canvas
         d.find_element(By.ID, "files").send_keys(write_ref(tmp))
@@ -111,7 +116,7 @@ def main():
         d.find_element(By.ID, "go").click()
         wait.until(lambda d: len(history(d)) == 2)
         check(d.find_element(By.ID, "msg").text == "", "the edit with a reference was made")
-        d.save_screenshot(os.path.join(SHOTS, "2-reference.png"))
+        shot(d, "2-reference.png")
 
         # a long job, cancelled from the page
         d.find_element(By.ID, "clear").click()
@@ -122,14 +127,14 @@ def main():
         set_value(d, "h", 128)
         d.find_element(By.ID, "go").click()
         wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("running"))
-        d.save_screenshot(os.path.join(SHOTS, "3-running.png"))
+        shot(d, "3-running.png")
         d.find_element(By.ID, "cancel").click()
         wait.until(lambda d: d.find_element(By.ID, "status").text == "cancelled")
         check("cancelled" in d.find_element(By.ID, "msg").text, "the job was cancelled")
         check(len(history(d)) == 2, "a cancelled job adds no picture")
-        d.save_screenshot(os.path.join(SHOTS, "4-cancelled.png"))
+        shot(d, "4-cancelled.png")
     except Exception as e:  # a timeout or a missing element is a failure with a screenshot
-        d.save_screenshot(os.path.join(SHOTS, "failure.png"))
+        shot(d, "failure.png")
         check(False, f"browser step failed: {type(e).__name__}: {e}")
     finally:
         d.quit()

@@ -18,7 +18,7 @@ static const char PAGE[] =
 "border:1px solid #3a3f46;border-radius:5px;padding:5px;box-sizing:border-box}textarea,#form input[type=text]{width:100%}"
 ".row{display:flex;gap:6px}.row>*{flex:1;min-width:0}.row input,.row select{width:100%}button{cursor:pointer;padding:7px 12px}button.go{background:#3763d6;border:0}"
 "#bar{height:10px;background:#2a2e34;border-radius:5px;overflow:hidden;margin:8px 0}#fill{height:100%;width:0;background:#3fb37f}"
-"#preview{max-width:100%;image-rendering:pixelated;min-height:64px;background:#111}#msg{color:#f88;min-height:1.2em}"
+"#preview{width:256px;max-width:100%;image-rendering:pixelated;min-height:64px;background:#111}#msg{color:#f88;min-height:1.2em}"
 "#hist{display:flex;flex-wrap:wrap;gap:10px}.item{width:200px;font-size:12px}.item img{width:200px;image-rendering:pixelated}"
 "canvas{background:#111;border:1px solid #3a3f46;width:100%}#refs img{height:48px;margin:2px}"
 "</style></head><body><header>hidream.c &mdash; <span id=model>loading&hellip;</span></header><main>"
