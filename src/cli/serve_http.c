@@ -56,8 +56,9 @@ enum MHD_Result srv_error(const srv_req *r, int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* one line, and valid JSON text whatever a file name or field carried */
     for (char *c = msg; *c; c++)
-        if (*c == '\n' || *c == '\r') *c = ' ';
+        if (*c == '\n' || *c == '\r' || (unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20) *c = ' ';
     const char *type = status == 401   ? "authentication_error"
                        : status == 429 ? "rate_limit_error"
                        : status >= 500 ? "server_error"
