@@ -118,6 +118,12 @@ def main():
         check(d.find_element(By.ID, "msg").text == "", "the edit with a reference was made")
         shot(d, "2-reference.png")
 
+        # regenerate from a picture's recipe: its fields fill the form
+        d.find_element(By.ID, "recipe").send_keys(write_ref(tmp))
+        wait.until(lambda d: d.find_element(By.ID, "prompt").get_attribute("value") == "ref")
+        check(d.find_element(By.ID, "w").get_attribute("value") == "64",
+              "a picture's recipe fills the form")
+
         # a long job, cancelled from the page
         d.find_element(By.ID, "clear").click()
         d.execute_script("document.getElementById('files').value='';")

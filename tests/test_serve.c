@@ -382,6 +382,23 @@ static void test_native_job_streams_progress_previews_and_its_picture(void) {
     json_decref(j);
     done(&o);
     done(&r);
+    /* the picture's recipe comes back from /api/recipe; a JPEG has none */
+    resp rec, png;
+    snprintf(path, sizeof path, "/api/jobs/%s/image", id);
+    http("GET", path, NULL, NULL, 0, NULL, &png);
+    http("POST", "/api/recipe", "image/png", png.body, png.len, NULL, &rec);
+    done(&png);
+    json_t *rj = parse(&rec);
+    CHECKF(rec.status == 200 && rj && !strcmp(json_string_value(json_object_get(rj, "prompt")), "x") &&
+               json_integer_value(json_object_get(rj, "seed")) == 11 &&
+               json_integer_value(json_object_get(rj, "steps")) == 4 &&
+               json_integer_value(json_object_get(rj, "width")) == 64,
+           "%s", rec.body);
+    json_decref(rj);
+    done(&rec);
+    http("POST", "/api/recipe", "image/png", "\xff\xd8\xff\xe0", 4, NULL, &rec);
+    CHECK(is_error(&rec, 400, "not a PNG"));
+    done(&rec);
     snprintf(path, sizeof path, "/api/jobs/%s/image?format=gif", id);
     http("GET", path, NULL, NULL, 0, NULL, &r);
     CHECK(is_error(&r, 400, "format"));
@@ -430,6 +447,14 @@ static void test_a_running_job_is_cancelled_within_a_step(void) {
     CHECK(r.status >= 400 && strstr(r.body, "cancelled"));
     done(&r);
     free(id);
+    /* A1111's interrupt stops the running job too */
+    id = create_job(LONG_JOB);
+    CHECK(id && wait_status(id, "running", 60));
+    http("POST", "/sdapi/v1/interrupt", NULL, NULL, 0, NULL, &r);
+    CHECKF(r.status == 200 && strstr(r.body, "\"interrupted\":true"), "%s", r.body);
+    done(&r);
+    CHECK(id && wait_status(id, "cancelled", 10));
+    free(id);
 }
 
 static void test_a_full_queue_answers_429_with_retry_after(void) {
@@ -465,7 +490,7 @@ static void test_a_full_queue_answers_429_with_retry_after(void) {
     }
     http("GET", "/metrics", NULL, NULL, 0, NULL, &r);
     CHECKF(strstr(r.body, "hidream_queue_depth 0\n") && strstr(r.body, "hidream_queue_rejected_total 2\n") &&
-               strstr(r.body, "hidream_jobs_finished_total{state=\"cancelled\"} 4\n") &&
+               strstr(r.body, "hidream_jobs_finished_total{state=\"cancelled\"} 5\n") &&
                strstr(r.body, "hidream_step_seconds_bucket{le=\"+Inf\"}"),
            "%s", r.body);
     done(&r);

@@ -1,5 +1,6 @@
 /* `hidream serve`: the native job API (POST /api/jobs, GET /api/jobs/{id}, .../events as
- * server-sent events, .../cancel, .../image), GET /health and GET /metrics (Prometheus text). */
+ * server-sent events, .../cancel, .../image), POST /api/recipe (a PNG's recipe), GET /health and
+ * GET /metrics (Prometheus text). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,33 @@ static enum MHD_Result job_route(const srv_req *r) {
     return rc;
 }
 
+/* POST /api/recipe: a PNG's hidream recipe (hd_recipe_parse) as the fields a job takes, so a
+ * picture can be regenerated from its file. */
+static enum MHD_Result recipe(const srv_req *r) {
+    hd_png_text t = {0};
+    hd_recipe rc;
+    hd_error e = {0};
+    if (hd_png_read_text_buffer(r->body, r->body_len, "picture", &t, &e) < 0 ||
+        hd_recipe_parse(&t, "picture", &rc, &e) < 0) {
+        hd_png_text_free(&t);
+        return srv_error(r, 400, "%s", e.msg);
+    }
+    hd_png_text_free(&t);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:i, s:f, s:f}", "prompt", rc.prompt, "mode",
+                          rc.mode == HD_MODE_DEV ? "dev" : "full", "seed", (json_int_t)rc.seed,
+                          "steps", rc.steps, "cfg", rc.cfg, "shift", rc.shift);
+    if (o && (rc.has & HD_RECIPE_SIZE)) {
+        json_object_set_new(o, "width", json_integer(rc.width));
+        json_object_set_new(o, "height", json_integer(rc.height));
+    }
+    if (o && rc.uncond && strcmp(rc.uncond, " "))
+        json_object_set_new(o, "negative_prompt", json_string(rc.uncond));
+    if (o && rc.layout) json_object_set_new(o, "layout", json_string(rc.layout));
+    if (o && (rc.has & HD_RECIPE_REFS)) json_object_set_new(o, "references", json_integer(rc.n_refs));
+    hd_recipe_free(&rc);
+    return srv_json(r, 200, o);
+}
+
 enum MHD_Result srv_native(const srv_req *r) {
     int get = !strcmp(r->method, "GET");
     if (!strcmp(r->url, "/health")) return get ? health(r) : srv_error(r, 405, "use GET");
@@ -234,5 +262,7 @@ enum MHD_Result srv_native(const srv_req *r) {
     if (!strcmp(r->url, "/api/jobs"))
         return !strcmp(r->method, "POST") ? create_job(r) : srv_error(r, 405, "use POST");
     if (!strncmp(r->url, "/api/jobs/", 10)) return job_route(r);
+    if (!strcmp(r->url, "/api/recipe"))
+        return !strcmp(r->method, "POST") ? recipe(r) : srv_error(r, 405, "use POST");
     return srv_error(r, 404, "%s: no such route", r->url);
 }
