@@ -156,6 +156,11 @@ typedef enum hd_scheduler_kind {
 
 #define HD_MAX_TIMESTEPS 1000
 
+/* "unipc" (or "default"), "flow_match" (or "euler"), "flash", "auto" → *out; -1 for any other
+ * name. hd_scheduler_name gives the first spelling back. */
+int hd_scheduler_from_name(const char *name, hd_scheduler_kind *out);
+const char *hd_scheduler_name(hd_scheduler_kind k);
+
 /* Progress: called after every step with the step just finished (1-based) and the total; when
  * preview is non-NULL it is the conditional branch's x0 prediction of this step as an image
  * (valid only during the call). Return non-zero to cancel. */

@@ -146,15 +146,9 @@ static int parse_timesteps(const char *s, hd_generate_params *p) {
 }
 
 static int parse_sched(const char *s, hd_scheduler_kind *k) {
-    if (!strcmp(s, "unipc") || !strcmp(s, "default")) *k = HD_SCHEDULER_UNIPC;
-    else if (!strcmp(s, "flow_match") || !strcmp(s, "euler")) *k = HD_SCHEDULER_FLOW_MATCH;
-    else if (!strcmp(s, "flash")) *k = HD_SCHEDULER_FLASH;
-    else if (!strcmp(s, "auto")) *k = HD_SCHEDULER_AUTO;
-    else {
-        fprintf(stderr, "hidream generate: --scheduler: unknown '%s' (unipc, flow_match, flash)\n", s);
-        return -1;
-    }
-    return 0;
+    if (hd_scheduler_from_name(s, k) == 0) return 0;
+    fprintf(stderr, "hidream generate: --scheduler: unknown '%s' (unipc, flow_match, flash)\n", s);
+    return -1;
 }
 
 /* Applies the recipe of a PNG written by hidream (hd_recipe_read); explicit flags win. */

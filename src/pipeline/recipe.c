@@ -15,7 +15,7 @@
 #include "hidream.h"
 #include "pipeline/pipeline.h"
 
-static const char *sched_name(hd_scheduler_kind k) {
+const char *hd_scheduler_name(hd_scheduler_kind k) {
     switch (k) {
     case HD_SCHEDULER_UNIPC: return "unipc";
     case HD_SCHEDULER_FLOW_MATCH: return "flow_match";
@@ -24,7 +24,7 @@ static const char *sched_name(hd_scheduler_kind k) {
     }
 }
 
-static int sched_parse(const char *s, hd_scheduler_kind *k) {
+int hd_scheduler_from_name(const char *s, hd_scheduler_kind *k) {
     if (!strcmp(s, "unipc") || !strcmp(s, "default")) *k = HD_SCHEDULER_UNIPC;
     else if (!strcmp(s, "flow_match") || !strcmp(s, "euler")) *k = HD_SCHEDULER_FLOW_MATCH;
     else if (!strcmp(s, "flash")) *k = HD_SCHEDULER_FLASH;
@@ -133,7 +133,7 @@ static int collect(const hd_recipe *r, kv_list *l) {
     if (h & HD_RECIPE_STEPS) rc |= add(l, "hidream:steps", "%d", r->steps);
     if (h & HD_RECIPE_CFG) rc |= add(l, "hidream:cfg", "%.17g", r->cfg);
     if (h & HD_RECIPE_SHIFT) rc |= add(l, "hidream:shift", "%.17g", r->shift);
-    if (h & HD_RECIPE_SCHEDULER) rc |= add(l, "hidream:scheduler", "%s", sched_name(r->scheduler));
+    if (h & HD_RECIPE_SCHEDULER) rc |= add(l, "hidream:scheduler", "%s", hd_scheduler_name(r->scheduler));
     if ((h & HD_RECIPE_TIMESTEPS) && r->n_timesteps > 0) {
         char *ts = malloc((size_t)r->n_timesteps * 5 + 1);
         if (!ts) return -1;
@@ -265,7 +265,7 @@ static int parse_numbers(const hd_png_text *t, const char *what, hd_recipe *r, h
         r->has |= HD_RECIPE_SHIFT;
     }
     if ((v = hd_png_text_get(t, "hidream:scheduler"))) {
-        if (sched_parse(v, &r->scheduler)) return bad(e, what, "hidream:scheduler", v, "a scheduler");
+        if (hd_scheduler_from_name(v, &r->scheduler)) return bad(e, what, "hidream:scheduler", v, "a scheduler");
         r->has |= HD_RECIPE_SCHEDULER;
     }
     if ((v = hd_png_text_get(t, "hidream:timesteps"))) {
