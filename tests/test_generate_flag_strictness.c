@@ -68,7 +68,7 @@ static void missing_layout_file_is_an_error(void) {
                    "'nofile.json': no such layout file", "missing layout");
     /* inline JSON that does not parse is still ignored with a warning, as upstream does */
     CHECKF(gen("-p x --ref ref.png --ref ref.png --layout '[[0,1'") == 0 &&
-               strstr(out, "warning: --layout ignored"), "%s", out);
+               strstr(out, "warning: layout ignored"), "%s", out);
 }
 
 /* A copy of the tiny model whose weights are all NaN (bf16 0xFFFF). */

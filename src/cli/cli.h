@@ -13,5 +13,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_shapes(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,7 +1,8 @@
 /* `hidream generate`: prompt (+ reference images) -> picture, with a PNG recipe that can
  * regenerate it (--from-png, src/cli/gen_recipe.c).
  *
- * Precedence: explicit flags, then the --from-png recipe, then the model's defaults for the mode
+ * Precedence: explicit flags, then the --from-png recipe (the library's hd_recipe), then the
+ * model's defaults for the mode
  * (hd_model_generate_defaults: its native size, presets and sampler settings, or the official
  * ones). Without -m (and no model in the recipe) the embedded model is used: models/shapes next
  * to the binary or the installed copy (HIDREAM_MODELS_DIR/shapes), never a path relative to the
@@ -255,18 +256,14 @@ static int check_output_path(const char *out) {
     return 0;
 }
 
-/* --layout: inline JSON or a file, resolved to inline JSON (what the recipe records). A missing
- * file is an error; JSON that does not parse is ignored with a warning, as upstream does. */
+/* --layout: inline JSON or a file, resolved to inline JSON (what the recipe records). It runs
+ * after hd_model_check_request, which refused a missing file or invalid boxes and warned about a
+ * layout it ignores (no references, keep-aspect, not JSON, as upstream does): such a layout is
+ * dropped here. */
 static int resolve_layout(gen_opts *o) {
     hd_generate_params *p = &o->p;
     if (!p->layout) return 0;
-    if (o->n_refs == 0) {
-        fprintf(stderr, "hidream generate: warning: --layout is ignored without --ref images\n");
-        p->layout = NULL;
-        return 0;
-    }
-    if (p->keep_aspect && o->n_refs == 1) {
-        fprintf(stderr, "hidream generate: warning: --layout is ignored with --keep-aspect\n");
+    if (!p->layout[0] || o->n_refs == 0 || (p->keep_aspect && o->n_refs == 1)) {
         p->layout = NULL;
         return 0;
     }
@@ -280,8 +277,7 @@ static int resolve_layout(gen_opts *o) {
     int rc = hd_layout_parse(text, strlen(text), p->layout, &lay, &e);
     hd_layout_free(&lay);
     if (rc < 0) free(text);
-    if (rc == HD_EFORMAT) { /* not JSON: upstream warns and goes on without the layout */
-        fprintf(stderr, "hidream generate: warning: --layout ignored: %s\n", e.msg);
+    if (rc == HD_EFORMAT) { /* not JSON: warned, and generated without the layout */
         p->layout = NULL;
         return 0;
     }
@@ -330,7 +326,9 @@ static int prepare_request(gen_opts *o, const hd_model *m, hd_image *refs) {
     hd_error e = {0};
     p->n_refs = o->n_refs;
     p->refs = refs;
-    /* what this model cannot do is refused before any image is read or computed */
+    p->warnings = &o->warnings;
+    /* what this model cannot do is refused before any image is read or computed; what the
+     * official code warns about and goes on without comes back in o->warnings */
     if (hd_model_check_request(m, p, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         return -1;
@@ -342,10 +340,9 @@ static int prepare_request(gen_opts *o, const hd_model *m, hd_image *refs) {
             return -1;
         }
     }
-    /* The official code warns and carries on here; so do we. */
-    if (p->keep_aspect && o->n_refs != 1)
-        fprintf(stderr, "hidream generate: warning: --keep-aspect needs exactly one --ref; the "
-                        "size is snapped instead\n");
+    for (int k = 0; k < o->warnings.n; k++)
+        fprintf(stderr, "hidream generate: warning: %s\n", o->warnings.msg[k]);
+    p->warnings = NULL; /* printed once: hd_generate would collect them again */
     int w, h;
     if ((o->set_width || o->set_height) && !p->no_snap && !(p->keep_aspect && o->n_refs == 1) &&
         hd_model_output_size(m, p, &w, &h, &e) == 0 && (w != p->width || h != p->height))
@@ -400,17 +397,12 @@ static int run(gen_opts *o) {
             if (pc.tty) fputc('\n', stderr);
             fprintf(stderr, "hidream generate: %s\n", e.msg);
             rc = hd_exit_code(grc);
+        } else if (gen_recipe_save(o, m, &out, &e) < 0) {
+            fprintf(stderr, "hidream generate: %s\n", e.msg);
+            rc = HD_EXIT_OUTPUT;
         } else {
-            hd_text_kv kv[GEN_RECIPE_MAX_KEYS];
-            gen_recipe_buf *rb = malloc(sizeof *rb);
-            hd_save_opts so = {0, 0, kv, rb ? gen_recipe_write(o, m, &out, rb, kv) : 0};
-            if (!rb) fprintf(stderr, "hidream generate: out of memory\n"), rc = HD_EXIT_COMPUTE;
-            else if (hd_image_save(o->output, &out, &so, &e) < 0)
-                fprintf(stderr, "hidream generate: %s\n", e.msg), rc = HD_EXIT_OUTPUT;
-            else rc = HD_EXIT_OK;
-            free(rb);
-            if (rc == HD_EXIT_OK && o->verbose)
-                fprintf(stderr, "wrote %s (%dx%d)\n", o->output, out.w, out.h);
+            rc = HD_EXIT_OK;
+            if (o->verbose) fprintf(stderr, "wrote %s (%dx%d)\n", o->output, out.w, out.h);
         }
     }
     hd_image_free(&out);

@@ -1,6 +1,6 @@
 /* `hidream generate`'s options, shared by its argument parser (cmd_generate.c), its value
- * parsers (gen_parse.c) and its PNG recipe (gen_recipe.c: what a picture records so that
- * --from-png makes the same picture again). */
+ * parsers (gen_parse.c) and its PNG recipe (gen_recipe.c: the library's hd_recipe applied with
+ * the flags' precedence, so that --from-png makes the same picture again). */
 #ifndef HD_CLI_GEN_OPTS_H
 #define HD_CLI_GEN_OPTS_H
 
@@ -27,8 +27,9 @@ typedef struct gen_opts {
     int steps_by_flag, timesteps_by_flag; /* set by a flag, not by the recipe */
     /* where the model directory and backend came from, for messages */
     int model_from_png, backend_from_png;
-    hd_png_text recipe;          /* the --from-png picture's text chunks */
-    const char *recipe_model;    /* the model name it records (NULL if none) */
+    hd_recipe recipe;            /* the --from-png picture's recipe (has == 0: none) */
+    int prompt_from_png;         /* the prompt is the recipe's */
+    hd_warnings warnings;        /* what the library warns about (printed once) */
     char *own[GEN_MAX_OWN];      /* strings this struct owns (freed by gen_opts_free) */
     int n_own;
 } gen_opts;
@@ -47,26 +48,15 @@ int gen_parse_double(const char *what, const char *s, double *out);
 int gen_parse_timesteps(const char *what, const char *s, hd_generate_params *p);
 int gen_parse_sched(const char *what, const char *s, hd_scheduler_kind *k);
 int gen_parse_mode(const char *what, const char *s, hd_mode *m);
-int gen_parse_size(const char *what, const char *s, int *w, int *h); /* "WxH" */
-int gen_parse_pair(const char *what, const char *s, double *a, double *b); /* "A,B" */
-int gen_parse_bool(const char *what, const char *s, int *out);              /* "0" or "1" */
-const char *gen_sched_name(hd_scheduler_kind k);
 
-/* Reads o->from_png's recipe and applies every value no flag set; any value that cannot be
- * honoured (malformed, out of range, an unknown hidream:* key) is an error: one line, -1. */
+/* Reads o->from_png's recipe (hd_recipe_read: strict) and applies every value no flag set; any
+ * value that cannot be honoured (malformed, out of range, an unknown hidream:* key, references
+ * the command line does not give again) is an error: one line, -1. */
 int gen_recipe_read(gen_opts *o);
 /* Warnings once the model is loaded: another model name or hidream version than the recipe's. */
 void gen_recipe_check_model(const gen_opts *o, const hd_model *m);
-
-/* The recipe of a finished picture as PNG text chunks (kv: room for GEN_RECIPE_MAX_KEYS);
- * strings it formats live in buf. Returns the number of chunks. */
-#define GEN_RECIPE_MAX_KEYS 28
-typedef struct gen_recipe_buf {
-    char seed[32], steps[16], cfg[32], shift[32], size[32], noise[64], clip[32], refs[16];
-    char ts[8 * HD_MAX_TIMESTEPS];
-    char model_dir[4096];
-} gen_recipe_buf;
-int gen_recipe_write(const gen_opts *o, const hd_model *m, const hd_image *out,
-                     gen_recipe_buf *buf, hd_text_kv *kv);
+/* Saves the finished picture to o->output with its recipe (hd_recipe_from_params, plus the
+ * prompt agent's input when refine_raw is set or the recipe's prompt is reused). */
+int gen_recipe_save(const gen_opts *o, const hd_model *m, const hd_image *out, hd_error *e);
 
 #endif

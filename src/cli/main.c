@@ -18,6 +18,7 @@ static const struct {
     {"check-golden", cmd_check_golden, "verify a golden directory against this implementation"},
     {"shapes", cmd_shapes, "write the shapes world (spec 09) as captioned images, or its tokenizer"},
     {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
+    {"serve", cmd_serve, "serve the model over HTTP: OpenAI Images, A1111, jobs API, web page"},
     {"train", cmd_train, "train a model from a recipe (JSON): loss, checkpoints, samples, export"},
 };
 

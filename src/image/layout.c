@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/file.h"
 
-/* A layout is a few boxes; the cap keeps a PNG recipe that records one small (gen_recipe.c). */
+/* A layout is a few boxes; the cap keeps a PNG recipe that records one small (recipe.c). */
 #define MAX_LAYOUT_BYTES ((size_t)64 << 10)
 
 static const uint8_t COLORS[HD_LAYOUT_N_COLORS][3] = {
