@@ -12,5 +12,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_shapes(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_refine(int argc, char **argv);
 
 #endif

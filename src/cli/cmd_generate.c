@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/embedded_model.h"
+#include "cli/refine_cli.h"
 #include "hidream.h"
 #include "image/codec.h"
 #include "image/layout.h"
@@ -76,7 +77,10 @@ static void usage(FILE *f) {
             "  --threads N              CPU threads (default: all)\n"
             "  --backend cpu|cuda       compute backend (cuda when built with it)\n"
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
-            "  -v, --verbose\n");
+            "  -v, --verbose\n"
+            "  --refine                 rewrite the prompt with the prompt agent first (see\n"
+            "                           'hidream refine'); the PNG keeps both prompts. Its options:\n");
+    refine_cli_usage(f, "refine-");
 }
 
 static int parse_int(const char *flag, const char *s, long lo, long hi, long *out) {
@@ -364,6 +368,10 @@ int cmd_generate(int argc, char **argv) {
     hd_generate_defaults(&o.p, mode);
     hd_generate_params *p = &o.p;
     double noise_end = NAN;
+    refine_cli rcli; /* --refine: the prompt agent's options, and its result */
+    refine_cli_init(&rcli, "hidream generate", "refine-");
+    hd_refine_result refined = {0};
+    int do_refine = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -451,7 +459,9 @@ int cmd_generate(int argc, char **argv) {
             if (parse_int(a, val, 1, HD_MAX_TIMESTEPS, &iv)) return 2;
             p->preview_every = (int)iv;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o.verbose = 1;
-        else {
+        else if (!strcmp(a, "--refine")) do_refine = 1;
+        else if ((iv = refine_cli_flag(&rcli, argc, argv, &i)) < 0) return 2;
+        else if (iv == 0) {
             fprintf(stderr, "hidream generate: unknown option '%s' (see --help)\n", a);
             return 2;
         }
@@ -505,6 +515,17 @@ int cmd_generate(int argc, char **argv) {
     if (hd_model_check_request(m, p, &e) < 0) {
         fprintf(stderr, "hidream generate: %s\n", e.msg);
         goto done;
+    }
+    const char *raw_prompt = p->prompt;
+    if (do_refine) { /* never fails for network reasons: the raw prompt is the fallback */
+        rcli.verbose = o.verbose;
+        if (refine_cli_finish(&rcli) < 0) goto done;
+        if (hd_refine(raw_prompt, &rcli.o, &refined, &e) < 0) {
+            fprintf(stderr, "hidream generate: %s\n", e.msg);
+            goto done;
+        }
+        p->prompt = refined.prompt;
+        if (o.verbose) fprintf(stderr, "refined prompt: %s\n", p->prompt);
     }
     if (o.preview_dir) {
         struct stat sb;
@@ -566,9 +587,13 @@ int cmd_generate(int argc, char **argv) {
     }
     char refs_note[16];
     snprintf(refs_note, sizeof refs_note, "%d", o.n_refs);
-    hd_text_kv kv[20];
+    hd_text_kv kv[24];
     int nk = 0;
     kv[nk++] = (hd_text_kv){"hidream:prompt", p->prompt};
+    if (do_refine) {
+        kv[nk++] = (hd_text_kv){"hidream:raw_prompt", raw_prompt};
+        kv[nk++] = (hd_text_kv){"hidream:refine", refined.refined ? rcli.o.model : "fallback"};
+    }
     kv[nk++] = (hd_text_kv){"hidream:uncond", p->uncond_prompt ? p->uncond_prompt : " "};
     kv[nk++] = (hd_text_kv){"hidream:mode", p->mode == HD_MODE_DEV ? "dev" : "full"};
     kv[nk++] = (hd_text_kv){"hidream:seed", seed};
@@ -600,5 +625,7 @@ done:
     for (int k = 0; k < o.n_refs; k++) hd_image_free(&refs[k]);
     hd_model_free(m);
     free_own(&o);
+    hd_refine_result_free(&refined);
+    refine_cli_free(&rcli);
     return rc;
 }

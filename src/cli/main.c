@@ -18,6 +18,7 @@ static const struct {
     {"shapes", cmd_shapes, "write the shapes world (spec 09) as captioned images, or its tokenizer"},
     {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
     {"train", cmd_train, "train a model from a recipe (JSON): loss, checkpoints, samples, export"},
+    {"refine", cmd_refine, "rewrite a raw request into a detailed prompt (prompt agent, spec 07)"},
 };
 
 static void usage(FILE *f) {
