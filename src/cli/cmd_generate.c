@@ -520,7 +520,8 @@ int cmd_generate(int argc, char **argv) {
     if (do_refine) { /* never fails for network reasons: the raw prompt is the fallback */
         rcli.verbose = o.verbose;
         if (refine_cli_finish(&rcli) < 0) goto done;
-        if (hd_refine(raw_prompt, &rcli.o, &refined, &e) < 0) {
+        rcli.stream = o.verbose;
+        if (refine_cli_run(&rcli, raw_prompt, &refined, &e) < 0) {
             fprintf(stderr, "hidream generate: %s\n", e.msg);
             goto done;
         }
@@ -592,7 +593,8 @@ int cmd_generate(int argc, char **argv) {
     kv[nk++] = (hd_text_kv){"hidream:prompt", p->prompt};
     if (do_refine) {
         kv[nk++] = (hd_text_kv){"hidream:raw_prompt", raw_prompt};
-        kv[nk++] = (hd_text_kv){"hidream:refine", refined.refined ? rcli.o.model : "fallback"};
+        kv[nk++] = (hd_text_kv){"hidream:refine", !refined.refined ? "fallback"
+                                                  : rcli.lo.dir ? rcli.lo.dir : rcli.o.model};
     }
     kv[nk++] = (hd_text_kv){"hidream:uncond", p->uncond_prompt ? p->uncond_prompt : " "};
     kv[nk++] = (hd_text_kv){"hidream:mode", p->mode == HD_MODE_DEV ? "dev" : "full"};

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/refine_cli.h"
@@ -15,11 +16,13 @@ static void usage(FILE *f) {
                "  --json                   print {prompt, raw_prompt, refined, reasoning, attempts,\n"
                "                           requests, model} instead of the bare prompt\n"
                "  --strict                 exit 1 instead of falling back to the raw prompt\n"
-               "  -v, --verbose            a warning for every failed request\n");
+               "  -v, --verbose            a warning for every failed request\n"
+               "  --no-stream              local: do not echo the generated text to stderr\n");
     refine_cli_usage(f, "");
 }
 
-static int print_json(const char *raw, const hd_refine_result *r, const hd_refine_opts *o) {
+static int print_json(const char *raw, const hd_refine_result *r, const hd_refine_opts *o,
+                      const char *local_dir) {
     json_t *j = json_object();
     json_object_set_new(j, "prompt", json_string(r->prompt));
     json_object_set_new(j, "raw_prompt", json_string(raw));
@@ -27,7 +30,7 @@ static int print_json(const char *raw, const hd_refine_result *r, const hd_refin
     json_object_set_new(j, "reasoning", r->reasoning ? json_string(r->reasoning) : json_null());
     json_object_set_new(j, "attempts", json_integer(r->attempts));
     json_object_set_new(j, "requests", json_integer(r->requests));
-    json_object_set_new(j, "model", json_string(o->model));
+    json_object_set_new(j, "model", json_string(local_dir ? local_dir : o->model));
     if (!r->refined) json_object_set_new(j, "fallback_reason", json_string(r->why));
     char *s = json_dumps(j, JSON_INDENT(2));
     json_decref(j);
@@ -44,7 +47,7 @@ int cmd_refine(int argc, char **argv) {
     refine_cli c;
     refine_cli_init(&c, "hidream refine", "");
     const char *prompt = NULL;
-    int as_json = 0, strict = 0, rc = 2;
+    int as_json = 0, strict = 0, no_stream = 0, rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int k = refine_cli_flag(&c, argc, argv, &i);
@@ -62,6 +65,8 @@ int cmd_refine(int argc, char **argv) {
             strict = 1;
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             c.verbose = 1;
+        } else if (!strcmp(a, "--no-stream")) {
+            no_stream = 1;
         } else {
             fprintf(stderr, "hidream refine: unknown option or missing value '%s' (see --help)\n", a);
             goto done;
@@ -74,11 +79,12 @@ int cmd_refine(int argc, char **argv) {
     if (refine_cli_finish(&c) < 0) goto done;
     hd_refine_result r;
     hd_error e = {0};
-    if (hd_refine(prompt, &c.o, &r, &e) < 0) {
+    c.stream = !no_stream && isatty(2); /* the local agent's text as it comes */
+    if (refine_cli_run(&c, prompt, &r, &e) < 0) {
         fprintf(stderr, "hidream refine: %s\n", e.msg);
         goto done;
     }
-    if (as_json ? print_json(prompt, &r, &c.o) == 0 : puts(r.prompt) >= 0)
+    if (as_json ? print_json(prompt, &r, &c.o, c.lo.dir) == 0 : puts(r.prompt) >= 0)
         rc = (strict && !r.refined) ? 1 : 0;
     hd_refine_result_free(&r);
 done:
