@@ -268,7 +268,7 @@ static void test_cli_refine_local_and_generate(void) {
     hd_test_tmpdir(dir, sizeof dir);
     snprintf(png, sizeof png, "%s/l.png", dir);
     hd_test_shared(model, sizeof model, "golden/model-tiny");
-    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a fox' -o '%s' --steps 2 --width 64 "
+    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a fox' -o '%s' --steps 1 --width 64 "
                                "--height 64 --refine --refine-local '%s' --refine-temperature 0",
               bin, model, png, model_dir) == 0);
     hd_png_text t = {0};

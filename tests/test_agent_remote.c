@@ -458,7 +458,7 @@ static void test_cli_generate_refine_records_both_prompts(void) {
     hd_test_tmpdir(dir, sizeof dir);
     snprintf(png, sizeof png, "%s/r.png", dir);
     hd_test_shared(model, sizeof model, "golden/model-tiny");
-    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a cat' -o '%s' --steps 2 --width 64 "
+    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a cat' -o '%s' --steps 1 --width 64 "
                                "--height 64 --refine --refine-api-base http://127.0.0.1:%d/v1 "
                                "--refine-model tm", bin(), model, png, m.port) == 0);
     hd_png_text t = {0};
@@ -472,7 +472,7 @@ static void test_cli_generate_refine_records_both_prompts(void) {
     hd_png_text_free(&t);
     mock_stop(&m);
     /* the server is gone now: the picture is still made, from the raw prompt, with a warning */
-    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a dog' -o '%s' --steps 2 --width 64 "
+    CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a dog' -o '%s' --steps 1 --width 64 "
                                "--height 64 --refine --refine-retries 1 --refine-api-base "
                                "http://127.0.0.1:%d/v1", bin(), model, png, m.port) == 0);
     CHECKF(strstr(out, "hidream generate: warning: could not refine the prompt"), "%s", out);

@@ -79,7 +79,7 @@ static int alloc_buffers(hd_lm *m, hd_error *e) {
     HD_TRY(op->alloc(be, &m->up, HD_F32, R, c->ffn, e));
     HD_TRY(op->alloc(be, &m->cos, HD_F32, R, c->head_dim, e));
     HD_TRY(op->alloc(be, &m->sin, HD_F32, R, c->head_dim, e));
-    HD_TRY(op->alloc(be, &m->logits, HD_F32, R, c->vocab, e));
+    HD_TRY(op->alloc(be, &m->logits, HD_F32, HD_LM_LOGIT_ROWS, c->vocab, e));
     m->host_cos = malloc((size_t)R * c->head_dim * sizeof(float));
     m->host_sin = malloc((size_t)R * c->head_dim * sizeof(float));
     if (!m->host_cos || !m->host_sin) return hd_fail(e, HD_ENOMEM, "model: out of memory");
@@ -200,14 +200,18 @@ static void run_chunk(hd_lm *m, const int32_t *ids, int n) {
     m->n_past += n;
 }
 
-/* Final norm and lm_head on chunk rows [r0, r0 + n), read into out [n, vocab]. */
+/* Final norm and lm_head on chunk rows [r0, r0 + n), read into out [n, vocab], a few rows at
+ * a time (a full chunk of vocabulary-wide rows would be a large buffer kept for nothing). */
 static void head(hd_lm *m, int r0, int n, float *out) {
     const hd_backend_ops *op = m->be->ops;
     hd_tensor x = hd_view_rows(&m->x, r0, n), h = hd_view_rows(&m->h, 0, n);
-    hd_tensor lg = hd_view_rows(&m->logits, 0, n);
     op->rmsnorm(m->be, &h, &x, &m->final_norm, (float)m->cfg.eps);
-    op->linear(m->be, &lg, &h, &m->lm_head, NULL);
-    op->read(m->be, &lg, out);
+    for (int i = 0; i < n; i += HD_LM_LOGIT_ROWS) {
+        int k = n - i < HD_LM_LOGIT_ROWS ? n - i : HD_LM_LOGIT_ROWS;
+        hd_tensor hi = hd_view_rows(&m->h, i, k), lg = hd_view_rows(&m->logits, 0, k);
+        op->linear(m->be, &lg, &hi, &m->lm_head, NULL);
+        op->read(m->be, &lg, out + (size_t)i * m->cfg.vocab);
+    }
 }
 
 int hd_lm_forward(hd_lm *m, const int32_t *ids, int n, float *logits, int all, hd_error *e) {

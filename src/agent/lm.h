@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 
 #define HD_LM_CHUNK 256
+#define HD_LM_LOGIT_ROWS 16 /* rows of logits computed per lm_head call */
 
 typedef struct hd_lm_layer {
     hd_tensor attn_norm, wq, wk, wv, wo, q_norm, k_norm, mlp_norm, w_gate, w_up, w_down;
@@ -30,7 +31,7 @@ typedef struct hd_lm {
     int max_ctx, n_past;
     float *inv_freq; /* [head_dim/2] */
     /* scratch for one chunk */
-    hd_tensor x, h, q, att, gate, up, cos, sin, logits;
+    hd_tensor x, h, q, att, gate, up, cos, sin, logits; /* logits: HD_LM_LOGIT_ROWS rows */
     float *host_cos, *host_sin;
 } hd_lm;
 
