@@ -342,6 +342,25 @@ static void test_deadline_bounds_the_whole_call(void) {
     mock_stop(&m);
 }
 
+static void test_repeated_requests_pause_with_a_doubling_delay(void) {
+    mock m;
+    mock_reply s[] = {{503, "busy"}};
+    mock_start(&m, 1, s);
+    warnings w = {0};
+    hd_refine_opts o = opts(&m, &w);
+    o.attempts = 1;
+    o.api_tries = 3;
+    o.retry_delay_s = 0.15; /* pauses 0.15 + 0.3 s */
+    hd_refine_result r;
+    hd_error e = {0};
+    double t0 = now_s();
+    CHECK(hd_refine("a cat", &o, &r, &e) == 0 && !r.refined && r.requests == 3);
+    double took = now_s() - t0;
+    CHECKF(took >= 0.44 && took < 3, "took %.2f s", took);
+    hd_refine_result_free(&r);
+    mock_stop(&m);
+}
+
 static void test_api_key_and_system_prompt_are_sent(void) {
     mock m;
     mock_reply s[] = {{200, REPLY("\"content\":\"" GOOD_TEXT "\"")}};
@@ -502,6 +521,7 @@ int main(void) {
     RUN_TEST(test_null_content_moves_to_the_next_attempt);
     RUN_TEST(test_unreachable_server_falls_back);
     RUN_TEST(test_deadline_bounds_the_whole_call);
+    RUN_TEST(test_repeated_requests_pause_with_a_doubling_delay);
     RUN_TEST(test_api_key_and_system_prompt_are_sent);
     RUN_TEST(test_bad_arguments_are_errors_not_fallbacks);
     RUN_TEST(test_cli_refine_prints_the_prompt_and_json);
