@@ -263,13 +263,13 @@ static void test_cli_refine_local_and_generate(void) {
           strstr(out, "/nonexistent") && strchr(out, '\n') == out + strlen(out) - 1);
     CHECK(run(out, sizeof out, "'%s' refine -p 'a fox' --local '%s' --top-p 2", bin, model_dir) == 2 &&
           strstr(out, "--top-p"));
-    /* generate --refine-local: the picture records both prompts */
+    /* generate --refine-local (implies --refine): the picture records both prompts */
     char dir[256], png[512], model[1024];
     hd_test_tmpdir(dir, sizeof dir);
     snprintf(png, sizeof png, "%s/l.png", dir);
     hd_test_shared(model, sizeof model, "golden/model-tiny");
     CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a fox' -o '%s' --steps 1 --width 64 "
-                               "--height 64 --refine --refine-local '%s' --refine-temperature 0",
+                               "--height 64 --refine-local '%s' --refine-temperature 0",
               bin, model, png, model_dir) == 0);
     hd_png_text t = {0};
     hd_error e = {0};

@@ -79,7 +79,8 @@ static void usage(FILE *f) {
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
             "  -v, --verbose\n"
             "  --refine                 rewrite the prompt with the prompt agent first (see\n"
-            "                           'hidream refine'); the PNG keeps both prompts. Its options:\n");
+            "                           'hidream refine'); the PNG keeps both prompts. Its options\n"
+            "                           (each implies --refine):\n");
     refine_cli_usage(f, "refine-");
 }
 
@@ -464,7 +465,7 @@ int cmd_generate(int argc, char **argv) {
         else if (iv == 0) {
             fprintf(stderr, "hidream generate: unknown option '%s' (see --help)\n", a);
             return 2;
-        }
+        } else do_refine = 1; /* a --refine-* option implies --refine */
 #undef NEED
     }
     if (o.set_noise) p->noise_scale_end = isnan(noise_end) ? p->noise_scale_start : noise_end;
