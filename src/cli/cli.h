@@ -14,5 +14,6 @@ int cmd_shapes(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_refine(int argc, char **argv);
 
 #endif

@@ -59,7 +59,11 @@ static void usage(FILE *f) {
             "  --backend cpu|cuda       compute backend (cuda when built with it)\n"
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
             "  -v, --verbose\n"
-            "exit status:\n" HD_EXIT_CODES_TEXT);
+            "  --refine                 rewrite the prompt with the prompt agent first (see\n"
+            "                           'hidream refine'); the PNG keeps both prompts. Its options\n"
+            "                           (each implies --refine):\n");
+    refine_cli_usage(f, "refine-");
+    fprintf(f, "exit status:\n" HD_EXIT_CODES_TEXT);
 }
 
 /* Options that take a value; a value that is itself one of these is a forgotten value
@@ -73,6 +77,7 @@ static const char *const plain_flags[] = {"--no-snap", "--keep-aspect", "--bf16-
                                           "--bf16-gemm", "-v", "--verbose", "-h", "--help", NULL};
 
 static int is_flag(const char *s) {
+    if (!strcmp(s, "--refine") || !strncmp(s, "--refine-", 9)) return 1; /* the agent's */
     for (int i = 0; value_flags[i]; i++)
         if (!strcmp(s, value_flags[i])) return 1;
     for (int i = 0; plain_flags[i]; i++)
@@ -142,7 +147,16 @@ static int parse_args(gen_opts *o, int argc, char **argv) {
         else if (!strcmp(a, "--bf16-compat")) p->bf16_compat = 1;
         else if (!strcmp(a, "--bf16-gemm")) o->bf16_gemm = 1;
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
-        else if (!is_flag(a)) {
+        else if (!strcmp(a, "--refine")) o->do_refine = 1;
+        else if (!strncmp(a, "--refine-", 9)) {
+            int r = refine_cli_flag(&o->rcli, argc, argv, &i); /* takes its value itself */
+            if (r < 0) return -1;
+            if (r == 0) {
+                fprintf(stderr, "hidream generate: unknown option '%s' (see --help)\n", a);
+                return -1;
+            }
+            o->do_refine = 1; /* a --refine-* option implies --refine */
+        } else if (!is_flag(a)) {
             fprintf(stderr, "hidream generate: unknown option '%s' (see --help)\n", a);
             return -1;
         } else if (i + 1 >= argc || is_flag(argv[i + 1])) {
@@ -360,6 +374,27 @@ static int prepare_request(gen_opts *o, const hd_model *m, hd_image *refs) {
     return 0;
 }
 
+/* --refine: the prompt agent rewrites the prompt (remote, or local with --refine-local). It
+ * never fails for network reasons (the raw prompt is the fallback, with a warning); bad agent
+ * options or an unusable local model are errors. Returns the exit status, 0 to go on. */
+static int refine_prompt(gen_opts *o) {
+    hd_generate_params *p = &o->p;
+    hd_error e = {0};
+    const char *raw = p->prompt;
+    o->rcli.stream = o->verbose;
+    int rc = refine_cli_run(&o->rcli, raw, &o->refined, &e);
+    if (rc < 0) {
+        fprintf(stderr, "hidream generate: %s\n", e.msg);
+        return hd_exit_code(rc);
+    }
+    p->prompt = o->refined.prompt;
+    o->refine_raw = raw;
+    o->refine_by = !o->refined.refined ? "fallback" : o->rcli.lo.dir ? o->rcli.lo.dir
+                                                                       : o->rcli.o.model;
+    if (o->verbose) fprintf(stderr, "refined prompt: %s\n", p->prompt);
+    return 0;
+}
+
 /* Generates and saves; returns the exit status. */
 static int run(gen_opts *o) {
     hd_generate_params *p = &o->p;
@@ -373,6 +408,8 @@ static int run(gen_opts *o) {
     }
     if (o->preview_dir && !p->preview_every) p->preview_every = 1;
     if (check_output_path(o->output) < 0) return HD_EXIT_USAGE;
+    o->rcli.verbose = o->verbose;
+    if (o->do_refine && refine_cli_finish(&o->rcli) < 0) return HD_EXIT_USAGE;
     if (o->from_png && gen_recipe_read(o) < 0) return HD_EXIT_USAGE;
     if (!p->prompt) {
         fprintf(stderr, "hidream generate: -p/--prompt is required\n");
@@ -388,7 +425,7 @@ static int run(gen_opts *o) {
     hd_error e = {0};
     hd_image refs[GEN_MAX_REFS], out = {0};
     memset(refs, 0, sizeof refs);
-    if (prepare_request(o, m, refs) == 0) {
+    if (prepare_request(o, m, refs) == 0 && (!o->do_refine || (rc = refine_prompt(o)) == 0)) {
         progress_ctx pc = {isatty(2), o->verbose, now_s(), o->preview_dir, 0};
         p->progress = on_progress;
         p->progress_user = &pc;
@@ -414,9 +451,10 @@ static int run(gen_opts *o) {
 int cmd_generate(int argc, char **argv) {
     gen_opts o;
     memset(&o, 0, sizeof o);
+    refine_cli_init(&o.rcli, "hidream generate", "refine-");
     int rc = parse_args(&o, argc, argv);
-    if (rc) return rc > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
-    rc = run(&o);
+    if (rc) rc = rc > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    else rc = run(&o);
     gen_opts_free(&o);
     return rc;
 }

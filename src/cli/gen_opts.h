@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "cli/refine_cli.h"
 #include "hidream.h"
 #include "image/codec.h"
 
@@ -30,6 +31,12 @@ typedef struct gen_opts {
     hd_recipe recipe;            /* the --from-png picture's recipe (has == 0: none) */
     int prompt_from_png;         /* the prompt is the recipe's */
     hd_warnings warnings;        /* what the library warns about (printed once) */
+    /* --refine: the prompt agent's options and result; the raw prompt and the agent (or
+     * "fallback") are recorded with the picture */
+    int do_refine;
+    refine_cli rcli;
+    hd_refine_result refined;
+    const char *refine_raw, *refine_by;
     char *own[GEN_MAX_OWN];      /* strings this struct owns (freed by gen_opts_free) */
     int n_own;
 } gen_opts;

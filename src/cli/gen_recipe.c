@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/gen_opts.h"
+#include "core/error.h"
 
 const char *gen_keep(gen_opts *o, char *s) {
     if (!s) return NULL;
@@ -24,6 +25,8 @@ void gen_opts_free(gen_opts *o) {
     for (int k = 0; k < o->n_own; k++) free(o->own[k]);
     o->n_own = 0;
     hd_recipe_free(&o->recipe);
+    hd_refine_result_free(&o->refined);
+    refine_cli_free(&o->rcli);
 }
 
 static int recipe_fail(const gen_opts *o, const char *key, const char *msg) {
@@ -100,7 +103,17 @@ int gen_recipe_save(const gen_opts *o, const hd_model *m, const hd_image *out, h
     p.warnings = NULL;
     int rc = hd_recipe_from_params(&r, &p, out, m, e);
     if (rc < 0) return rc;
-    rc = hd_image_save_with_recipe(o->output, out, &r, e);
+    /* the prompt agent's input: this run's, or the recipe's when its prompt is used as it is */
+    const char *raw = o->refine_raw, *by = o->refine_by;
+    if (!raw && o->prompt_from_png && (o->recipe.has & HD_RECIPE_REFINE))
+        raw = o->recipe.raw_prompt, by = o->recipe.refine;
+    if (raw && by) {
+        r.raw_prompt = strdup(raw);
+        r.refine = strdup(by);
+        if (!r.raw_prompt || !r.refine) rc = hd_fail(e, HD_ENOMEM, "recipe: out of memory");
+        r.has |= HD_RECIPE_REFINE;
+    }
+    if (rc == 0) rc = hd_image_save_with_recipe(o->output, out, &r, e);
     hd_recipe_free(&r);
     return rc;
 }

@@ -20,6 +20,7 @@ static const struct {
     {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
     {"serve", cmd_serve, "serve the model over HTTP: OpenAI Images, A1111, jobs API, web page"},
     {"train", cmd_train, "train a model from a recipe (JSON): loss, checkpoints, samples, export"},
+    {"refine", cmd_refine, "rewrite a raw request into a detailed prompt (prompt agent, spec 07)"},
 };
 
 static void usage(FILE *f) {
