@@ -490,6 +490,22 @@ static void test_cli_generate_refine_records_both_prompts(void) {
     CHECK(strstr(m.request, "{\"role\":\"user\",\"content\":\"a cat\"}") != NULL);
     hd_png_text_free(&t);
     mock_stop(&m);
+    /* --from-png takes the refined prompt as it is (no agent needed) and keeps both prompts */
+    char again[600];
+    snprintf(again, sizeof again, "%s/again.png", dir);
+    CHECKF(run(out, sizeof out, "'%s' generate --from-png '%s' -o '%s'", bin(), png, again) == 0,
+           "%s", out);
+    CHECK(hd_png_read_text(again, &t, &e) == 0);
+    pr = hd_png_text_get(&t, "hidream:prompt");
+    raw = hd_png_text_get(&t, "hidream:raw_prompt");
+    how = hd_png_text_get(&t, "hidream:refine");
+    CHECK(pr && !strcmp(pr, GOOD_TEXT) && raw && !strcmp(raw, "a cat") && how && !strcmp(how, "tm"));
+    hd_png_text_free(&t);
+    hd_image a = {0}, b = {0};
+    CHECK(hd_image_load(png, &a, &e) == 0 && hd_image_load(again, &b, &e) == 0);
+    CHECK(a.w == b.w && a.h == b.h && a.px && b.px && !memcmp(a.px, b.px, (size_t)a.w * a.h * 3));
+    hd_image_free(&a);
+    hd_image_free(&b);
     /* the server is gone now: the picture is still made, from the raw prompt, with a warning */
     CHECK(run(out, sizeof out, "'%s' generate -m '%s' -p 'a dog' -o '%s' --steps 1 --width 64 "
                                "--height 64 --refine --refine-retries 1 --refine-api-base "

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/exit_codes.h"
 #include "cli/refine_cli.h"
 
 static void usage(FILE *f) {
@@ -47,7 +48,7 @@ int cmd_refine(int argc, char **argv) {
     refine_cli c;
     refine_cli_init(&c, "hidream refine", "");
     const char *prompt = NULL;
-    int as_json = 0, strict = 0, no_stream = 0, rc = 2;
+    int as_json = 0, strict = 0, no_stream = 0, rc = HD_EXIT_USAGE;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int k = refine_cli_flag(&c, argc, argv, &i);
@@ -55,7 +56,7 @@ int cmd_refine(int argc, char **argv) {
         if (k > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
-            rc = 0;
+            rc = HD_EXIT_OK;
             goto done;
         } else if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && i + 1 < argc) {
             prompt = argv[++i];
@@ -80,12 +81,16 @@ int cmd_refine(int argc, char **argv) {
     hd_refine_result r;
     hd_error e = {0};
     c.stream = !no_stream && isatty(2); /* the local agent's text as it comes */
-    if (refine_cli_run(&c, prompt, &r, &e) < 0) {
+    int rrc = refine_cli_run(&c, prompt, &r, &e);
+    if (rrc < 0) {
         fprintf(stderr, "hidream refine: %s\n", e.msg);
+        rc = hd_exit_code(rrc);
         goto done;
     }
     if (as_json ? print_json(prompt, &r, &c.o, c.lo.dir) == 0 : puts(r.prompt) >= 0)
-        rc = (strict && !r.refined) ? 1 : 0;
+        rc = (strict && !r.refined) ? HD_EXIT_CHECK : HD_EXIT_OK;
+    else
+        rc = HD_EXIT_OUTPUT; /* stdout could not be written */
     hd_refine_result_free(&r);
 done:
     refine_cli_free(&c);

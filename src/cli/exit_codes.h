@@ -7,7 +7,8 @@
 
 enum {
     HD_EXIT_OK = 0,      /* success */
-    HD_EXIT_CHECK = 1,   /* a check ran and failed (check-golden, check-tokenizer, eval) */
+    HD_EXIT_CHECK = 1,   /* a check ran and failed (check-golden, check-tokenizer, eval,
+                            refine --strict) */
     HD_EXIT_USAGE = 2,   /* bad usage or bad input: options, recipe, files, model, limits */
     HD_EXIT_OUTPUT = 3,  /* an output file could not be written */
     HD_EXIT_COMPUTE = 4, /* the computation failed: out of memory, cancelled */
@@ -15,7 +16,8 @@ enum {
 
 #define HD_EXIT_CODES_TEXT                                                                   \
     "  0    success\n"                                                                       \
-    "  1    a check ran and failed (check-golden, check-tokenizer, eval)\n"                  \
+    "  1    a check ran and failed (check-golden, check-tokenizer, eval; refine --strict\n"  \
+    "       that fell back)\n"                                                               \
     "  2    bad usage or bad input: options, --from-png recipe, files, model directory,\n"   \
     "       prompt or size limits (nothing is written)\n"                                    \
     "  3    an output file could not be written (nothing is left behind)\n"                  \
