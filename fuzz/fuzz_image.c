@@ -1,6 +1,7 @@
 /* libFuzzer target: arbitrary bytes through the PNG/JPEG/WebP decoders (format by magic bytes,
  * pixel limit 2^22 so a hostile header cannot make one run slow) and through the PNG text
- * reader. A successful decode must give a consistent picture; nothing may crash or leak. */
+ * reader and the recipe parser (hd_recipe_parse). A successful decode must give a consistent
+ * picture, a parsed recipe one that encodes again; nothing may crash or leak. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (hd_png_read_text_buffer(data, size, "fuzz", &t, &e) == 0) {
         for (int i = 0; i < t.n; i++)
             if (!t.keys[i] || !t.values[i]) abort();
+        hd_recipe r;
+        if (hd_recipe_parse(&t, "fuzz", &r, &e) == 0) {
+            if (!r.prompt) abort();
+            hd_text_kv *kv;
+            int n;
+            if (hd_recipe_to_text(&r, &kv, &n, &e) == 0) free(kv);
+            hd_recipe_free(&r);
+        }
         hd_png_text_free(&t);
     }
     return 0;

@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjansson-dev libpcre2-dev libutf8proc-dev libpng-dev libjpeg-dev libwebp-dev
+      libmicrohttpd-dev libcurl4-openssl-dev chromium chromium-driver python3-selenium
       python3 python3-pil python3-numpy)
 missing=()
 for p in "${pkgs[@]}"; do

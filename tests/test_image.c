@@ -695,7 +695,7 @@ static void test_layout_syntax_errors_are_reported_as_skippable(void) {
     CHECK(parse("[[0.1, 0.5, 0.2, 0.6]] trailing", &l) == HD_EFORMAT);
     CHECK(parse("   ", &l) == HD_EFORMAT);
     CHECK(parse("{'boxes': []}", &l) == HD_EFORMAT);
-    /* a file is read when one exists under that name; unreadable or invalid content skips */
+    /* a file is read when one exists under that name; invalid content skips */
     char path[600];
     tmp_path(path, sizeof path, "layout.json");
     const char *js = "{\"boxes\": [{\"bbox\": [10, 50, 20, 80]}]}";
@@ -704,7 +704,10 @@ static void test_layout_syntax_errors_are_reported_as_skippable(void) {
     hd_layout_free(&l);
     CHECK(hd_test_write_file(path, "[[1, 2", 6) == 0);
     CHECK(hd_layout_load(path, &l, &e) == HD_EFORMAT && strstr(e.msg, "layout.json"));
-    CHECK(hd_layout_load(tmpdir, &l, &e) == HD_EFORMAT); /* a directory */
+    /* a path that cannot be read (a directory) or does not exist is an error, not skipped */
+    CHECK(hd_layout_load(tmpdir, &l, &e) == HD_EIO);
+    CHECK(hd_layout_load("no-such-layout.json", &l, &e) == HD_EIO &&
+          strstr(e.msg, "no such layout file"));
     CHECK(hd_layout_load("[[0.1, 0.5, 0.2, 0.6]]", &l, &e) == 0 && l.n == 1);
     hd_layout_free(&l);
 }

@@ -1,6 +1,7 @@
 /* The `hidream` command-line tool: one file per subcommand, dispatched from main.c.
- * Every subcommand returns the process exit status: 0 on success, 1 on a failed check,
- * 2 on bad usage or input (with a one-line message on stderr). */
+ * Every subcommand returns the process exit status, from the one table in exit_codes.h (0 on
+ * success, 1 on a failed check, 2 on bad usage or input with a one-line message on stderr, 3
+ * when an output cannot be written, 4 when the computation fails). */
 #ifndef HD_CLI_H
 #define HD_CLI_H
 
@@ -12,5 +13,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_shapes(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_refine(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/exit_codes.h"
 #include "cli/embedded_model.h"
 #include "data/folder.h"
 #include "data/prng.h"
@@ -221,12 +222,13 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
         p.prompt = prompt;
         p.seed = o->seed + (uint64_t)i;
         hd_image im = {0};
-        if (hd_generate(m, &p, &im, &e) < 0) {
+        int grc = hd_generate(m, &p, &im, &e);
+        if (grc < 0) {
             fprintf(stderr, "hidream eval: '%s' (seed %" PRIu64 "): %s\n", prompt, p.seed, e.msg);
-            rc = 1;
+            rc = hd_exit_code(grc);
             break;
         }
-        if (o->save && save_picture(o->save, i, &im, prompt) < 0) rc = 2;
+        if (o->save && save_picture(o->save, i, &im, prompt) < 0) rc = HD_EXIT_OUTPUT;
         snprintf(name, sizeof name, "seed %" PRIu64, p.seed);
         if (record(o, t, f, name, &im, &sp, prompt) < 0) rc = 2;
         if (tty && !o->verbose)

@@ -1,12 +1,14 @@
 /* `hidream info DIR`: what a model directory holds, or the one-line reason it is unusable.
  *
- * Loads config.json + tokenizer.json, maps the weights and checks them against the inventory
- * (vision tensors optional: a directory without them still serves text-to-image). Prints the
+ * Loads the model exactly as generate does (hd_model_load: config.json, tokenizer.json, the
+ * weights checked against the inventory, the vision tower if present and usable) and encodes a
+ * test prompt, so "usable" here means generate can use it. Prints the
  * architecture, dimensions, special token ids, the generation settings (patch size, noise scale,
  * native size, presets, sampler defaults), parameter counts, dtypes, bytes on disk and a memory
  * estimate for the model's default image size (2048x2048 for the release). Exit 0 = usable, 2 = unusable or bad usage. */
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -15,6 +17,8 @@
 #include "io/safetensors.h"
 #include "model/inventory.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/prompt.h"
+#include "text/chat_template.h"
 #include "pipeline/resolution.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
@@ -62,6 +66,15 @@ static double decoder_activation_bytes(const hd_text_config *t, double S) {
     return 4.0 * (S * (2 * D + 2 * q + 2 * kv + 2 * F) + S * S);
 }
 
+/* Float32 bytes of the sampler's per-patch rows for L target patches (3·p² values each): the
+ * sample z, the model input (target + reference rows), one prediction per CFG branch, the
+ * velocity, the initial noise, and the model's own input and output rows (x_proj input, head
+ * output). Small next to the decoder for the release, these dominate for small models. */
+static double sample_row_bytes(double L, double ref_rows, int patch, int branches) {
+    double row = 3.0 * patch * patch;
+    return 4.0 * row * (L * (6 + branches) + 2 * (L + ref_rows));
+}
+
 /* ViT activations for one condition image of side EST_CONDITION_SIDE. */
 static double vit_activation_bytes(const hd_vision_config *v) {
     double per_side = (double)EST_CONDITION_SIDE / v->patch_size, n = per_side * per_side;
@@ -105,6 +118,18 @@ static void print_generation(const hd_gen_config *g) {
     else printf(", shift by mode\n");
 }
 
+/* One prompt through the tokenizer and the chat template, as generate encodes it: a tokenizer
+ * that loads but cannot encode (a pattern that fails to match, no <|boi_token|>) is unusable. */
+static int probe_tokenizer(const hd_model *m, const char *dir, hd_error *e) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = hd_prompt_check(m->tok, "a red circle", "prompt", 1, e);
+    if (rc == 0) rc = hd_chat_encode(m->tok, "a red circle", 0, NULL, &ids, &n, e);
+    free(ids);
+    if (rc < 0) return hd_error_prefix(e, "%s/tokenizer.json: cannot encode a test prompt", dir);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
@@ -116,20 +141,24 @@ int cmd_info(int argc, char **argv) {
     }
     const char *dir = argv[1];
     hd_error e = {0};
-    hd_config cfg;
-    hd_safetensors st = {0};
-    if (hd_config_load_dir(&cfg, dir, &e) || hd_st_open_dir(&st, dir, &e) ||
-        hd_model_check_patch_size(&cfg, &st, dir, &e) || hd_inventory_check(&cfg, &st, 0, &e)) {
+    hd_model *m = NULL;
+    /* exactly what generate loads and checks (config, weights, inventory, tokenizer, vision
+     * tower), on one CPU thread, plus one prompt through the tokenizer and the chat template */
+    hd_model_options mo = {"cpu", 1, 0};
+    if (hd_model_load(&m, dir, &mo, &e) < 0 || probe_tokenizer(m, dir, &e) < 0) {
         fprintf(stderr, "hidream info: %s\n", e.msg);
-        hd_st_close(&st);
+        hd_model_free(m);
         return 2;
     }
+    const hd_config cfg = m->cfg;
+    const hd_safetensors *st = &m->st;
 
     const hd_text_config *t = &cfg.text;
     const hd_vision_config *v = &cfg.vision;
     char arch[128], b1[32], b2[32], b3[32];
     read_architecture(dir, arch, sizeof arch);
-    int have_vision = v->present && hd_st_find(&st, "model.visual.patch_embed.proj.weight");
+    int have_vision = v->present && hd_st_find(st, "model.visual.patch_embed.proj.weight");
+    int vision_usable = m->vit != NULL;
 
     printf("model         %s (%s)\n", cfg.name, dir);
     printf("architecture  %s, model_type %s\n", arch, cfg.model_type);
@@ -150,7 +179,8 @@ int cmd_info(int argc, char **argv) {
                v->in_channels, v->out_hidden_size, v->num_position_embeddings, v->hidden_act);
         for (int i = 0; i < v->n_deepstack; i++)
             printf("%s%d", i ? ", " : "", v->deepstack_indexes[i]);
-        printf("]%s\n", have_vision ? "" : "  (weights absent: text-to-image only)");
+        printf("]%s%s%s\n", !have_vision ? "  (weights absent: text-to-image only)" : "",
+               m->vit_unusable[0] ? "\n              unusable: " : "", m->vit_unusable);
     } else {
         printf("vision        none (text-to-image only)\n");
     }
@@ -165,7 +195,7 @@ int cmd_info(int argc, char **argv) {
     hd_inventory_param_counts(&cfg, &pc);
     int64_t vision_params = have_vision ? pc.part[HD_PART_VISION] : 0;
     int64_t total = pc.part[HD_PART_TEXT] + pc.part[HD_PART_HIDREAM] + vision_params;
-    int has_lm_head = hd_st_find(&st, "lm_head.weight") != NULL;
+    int has_lm_head = hd_st_find(st, "lm_head.weight") != NULL;
     printf("parameters    text %lld (%s, %d tensors), hidream %lld (%s, %d tensors),\n",
            (long long)pc.part[HD_PART_TEXT], human_count(b1, sizeof b1, pc.part[HD_PART_TEXT]),
            pc.n_tensors[HD_PART_TEXT], (long long)pc.part[HD_PART_HIDREAM],
@@ -182,8 +212,8 @@ int cmd_info(int argc, char **argv) {
     /* dtypes and bytes: per dtype over all tensors; mapped bytes per part for the estimate */
     int n_per_dtype[HD_DTYPE_COUNT] = {0};
     uint64_t bytes_per_dtype[HD_DTYPE_COUNT] = {0}, part_bytes[HD_PART_COUNT] = {0};
-    for (int i = 0; i < st.n_tensors; i++) {
-        const hd_st_tensor *x = &st.tensors[i];
+    for (int i = 0; i < st->n_tensors; i++) {
+        const hd_st_tensor *x = &st->tensors[i];
         n_per_dtype[x->dtype]++;
         bytes_per_dtype[x->dtype] += x->nbytes;
         if (!strncmp(x->name, "model.visual.", 13))
@@ -194,10 +224,10 @@ int cmd_info(int argc, char **argv) {
             part_bytes[HD_PART_HIDREAM] += x->nbytes;
     }
     uint64_t disk = 0;
-    for (int i = 0; i < st.n_files; i++)
-        disk += st.files[i].size;
-    printf("files         %d safetensors file%s, %d tensors, %.2f GiB on disk; dtypes:", st.n_files,
-           st.n_files == 1 ? "" : "s", st.n_tensors, (double)disk / GIB);
+    for (int i = 0; i < st->n_files; i++)
+        disk += st->files[i].size;
+    printf("files         %d safetensors file%s, %d tensors, %.2f GiB on disk; dtypes:", st->n_files,
+           st->n_files == 1 ? "" : "s", st->n_tensors, (double)disk / GIB);
     for (int d = 0; d < HD_DTYPE_COUNT; d++)
         if (n_per_dtype[d])
             printf(" %s %d tensors (%.2f GiB)", hd_dtype_name((hd_dtype)d), n_per_dtype[d],
@@ -211,28 +241,32 @@ int cmd_info(int argc, char **argv) {
     const int patch = cfg.gen.patch_size;
     double L = (double)(est_w / patch) * (est_h / patch);
     double w_t2i = (double)(part_bytes[HD_PART_TEXT] + part_bytes[HD_PART_HIDREAM]);
-    double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L);
+    /* the default mode (full) uses CFG: two branches */
+    double a_t2i = decoder_activation_bytes(t, EST_PROMPT_TOKENS + 2 + L) +
+                   sample_row_bytes(L, 0, patch, 2);
     printf("memory        text-to-image %dx%d: weights %.2f GiB mapped + activations ~%.2f GiB"
            " = ~%.2f GiB\n",
            est_w, est_h, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
-    if (have_vision) {
+    if (vision_usable) {
         /* one reference at the output size: its patches join the sequence, its condition copy
          * becomes ViT tokens inside the prompt */
         double merge = v->spatial_merge_size, side = (double)EST_CONDITION_SIDE / v->patch_size;
         double vit_tokens = side * side / (merge * merge);
         double w_ref = w_t2i + (double)part_bytes[HD_PART_VISION];
-        double a_ref = decoder_activation_bytes(t, EST_PROMPT_TOKENS + vit_tokens + 2 + 2 * L);
+        double a_ref = decoder_activation_bytes(t, EST_PROMPT_TOKENS + vit_tokens + 2 + 2 * L) +
+                       sample_row_bytes(L, L, patch, 2);
         double a_vit = vit_activation_bytes(v);
         if (a_vit > a_ref) a_ref = a_vit; /* the ViT runs before the decoder */
         printf("              reference task (1 image): weights %.2f GiB mapped + activations"
                " ~%.2f GiB = ~%.2f GiB\n",
                w_ref / GIB, a_ref / GIB, (w_ref + a_ref) / GIB);
     } else {
-        printf("              reference tasks: unavailable (no vision tower)\n");
+        printf("              reference tasks: unavailable (%s)\n",
+               have_vision ? "the vision tower cannot be used" : "no vision tower");
     }
     printf("              (estimate: %d-token prompt, float32 activations, one forward at a "
            "time)\n",
            EST_PROMPT_TOKENS);
-    hd_st_close(&st);
+    hd_model_free(m);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/exit_codes.h"
 #include "data/prng.h"
 #include "data/shapes.h"
 #include "data/shapes_tokenizer.h"
@@ -97,7 +98,7 @@ static int write_world(const char *dir, uint64_t count, int w, int h, uint64_t s
         hd_image_free(&im);
         if (rc < 0) {
             fprintf(stderr, "hidream shapes: %s\n", e.msg);
-            return 2;
+            return HD_EXIT_OUTPUT;
         }
     }
     printf("%s: %" PRIu64 " pictures of %dx%d (seed %" PRIu64 ")\n", dir, count, w, h, seed);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/exit_codes.h"
 #include "hidream.h"
 
 static const struct {
@@ -17,7 +18,9 @@ static const struct {
     {"check-golden", cmd_check_golden, "verify a golden directory against this implementation"},
     {"shapes", cmd_shapes, "write the shapes world (spec 09) as captioned images, or its tokenizer"},
     {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
+    {"serve", cmd_serve, "serve the model over HTTP: OpenAI Images, A1111, jobs API, web page"},
     {"train", cmd_train, "train a model from a recipe (JSON): loss, checkpoints, samples, export"},
+    {"refine", cmd_refine, "rewrite a raw request into a detailed prompt (prompt agent, spec 07)"},
 };
 
 static void usage(FILE *f) {
@@ -25,7 +28,8 @@ static void usage(FILE *f) {
             hd_version());
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n'hidream COMMAND --help' describes a command.\n");
+    fprintf(f, "\n'hidream COMMAND --help' describes a command.\n\nexit status:\n%s",
+            HD_EXIT_CODES_TEXT);
 }
 
 int main(int argc, char **argv) {

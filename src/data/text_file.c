@@ -1,6 +1,7 @@
 #include "data/text_file.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,18 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/temp_guard.h"
 
 int hd_write_text_file(const char *path, const char *data, size_t len, hd_error *e) {
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     if (!tmp) return hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    sigset_t mask;
+    hd_temp_guard_block(&mask);
     int fd = mkstemp(tmp);
+    int guard = fd >= 0 ? hd_temp_guard_add(tmp) : -1;
+    hd_temp_guard_unblock(&mask);
     if (fd < 0) {
         int rc = hd_fail(e, HD_EIO, "%s: cannot create a temporary file: %s", path,
                          strerror(errno));
@@ -37,6 +43,7 @@ int hd_write_text_file(const char *path, const char *data, size_t len, hd_error 
         rc = hd_fail(e, HD_EIO, "%s: cannot rename the temporary file into place: %s", path,
                      strerror(errno));
     if (rc < 0) unlink(tmp);
+    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
     free(tmp);
     return rc;
 }

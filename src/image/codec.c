@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/temp_guard.h"
 #include "image/codec_formats.h"
 
 hd_image_format hd_image_sniff(const void *buf, size_t len) {
@@ -108,35 +109,52 @@ static int open_temp(const char *path, char *tmp, size_t n, FILE **f, hd_error *
     return hd_fail(e, HD_EIO, "%s: cannot find a free temporary name", path);
 }
 
+/* Checks the options and writes im to f in fmt; `what` names the target in messages. */
+static int encode_to(FILE *f, const char *what, const hd_image *im, hd_image_format fmt,
+                     const hd_save_opts *opts, hd_error *e) {
+    switch (fmt) {
+    case HD_FMT_PNG: return hd_png_encode(f, what, im, opts->text, opts->n_text, e);
+    case HD_FMT_JPEG: return hd_jpeg_encode(f, what, im, opts->quality ? opts->quality : 95, e);
+    default:
+        return hd_webp_encode(f, what, im, opts->quality ? opts->quality : 95, opts->webp_lossless,
+                              e);
+    }
+}
+
+static int check_save(const char *what, const hd_image *im, hd_image_format fmt,
+                      const hd_save_opts *opts, hd_error *e) {
+    if (!im || !im->px || im->w < 1 || im->h < 1)
+        return hd_fail(e, HD_EINVAL, "%s: nothing to save (empty image)", what);
+    if (fmt != HD_FMT_PNG && fmt != HD_FMT_JPEG && fmt != HD_FMT_WEBP)
+        return hd_fail(e, HD_EINVAL, "%s: unknown picture format (use .png, .jpg, .jpeg or .webp)",
+                       what);
+    if (opts->quality < 0 || opts->quality > 100)
+        return hd_fail(e, HD_EINVAL, "%s: quality %d outside 1..100", what, opts->quality);
+    if (opts->n_text < 0 || (opts->n_text > 0 && !opts->text))
+        return hd_fail(e, HD_EINVAL, "%s: bad text chunk list", what);
+    return 0;
+}
+
 int hd_image_save(const char *path, const hd_image *im, const hd_save_opts *opts, hd_error *e) {
     static const hd_save_opts defaults = {0};
     if (!opts) opts = &defaults;
-    if (!im || !im->px || im->w < 1 || im->h < 1)
-        return hd_fail(e, HD_EINVAL, "%s: nothing to save (empty image)", path);
     hd_image_format fmt = hd_image_format_from_name(path);
-    if (fmt == HD_FMT_UNKNOWN)
-        return hd_fail(e, HD_EINVAL, "%s: unknown picture format (use .png, .jpg, .jpeg or .webp)",
-                       path);
-    int quality = opts->quality ? opts->quality : 95;
-    if (quality < 1 || quality > 100)
-        return hd_fail(e, HD_EINVAL, "%s: quality %d outside 1..100", path, opts->quality);
-    if (opts->n_text < 0 || (opts->n_text > 0 && !opts->text))
-        return hd_fail(e, HD_EINVAL, "%s: bad text chunk list", path);
+    HD_TRY(check_save(path, im, fmt, opts, e));
 
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp) return hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
     FILE *f = NULL;
+    sigset_t mask;
+    hd_temp_guard_block(&mask);
     int rc = open_temp(path, tmp, n, &f, e);
+    int guard = rc == 0 ? hd_temp_guard_add(tmp) : -1; /* a SIGINT/SIGTERM now removes tmp */
+    hd_temp_guard_unblock(&mask);
     if (rc < 0) {
         free(tmp);
         return rc;
     }
-    switch (fmt) {
-    case HD_FMT_PNG: rc = hd_png_encode(f, path, im, opts->text, opts->n_text, e); break;
-    case HD_FMT_JPEG: rc = hd_jpeg_encode(f, path, im, quality, e); break;
-    default: rc = hd_webp_encode(f, path, im, quality, opts->webp_lossless, e); break;
-    }
+    rc = encode_to(f, path, im, fmt, opts, e);
     if (rc == 0 && (fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = hd_fail(e, HD_EIO, "%s: write failed: %s", path, strerror(errno));
     if (fclose(f) != 0 && rc == 0)
@@ -144,8 +162,31 @@ int hd_image_save(const char *path, const hd_image *im, const hd_save_opts *opts
     if (rc == 0 && rename(tmp, path) != 0)
         rc = hd_fail(e, HD_EIO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
     if (rc < 0) unlink(tmp);
+    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
     free(tmp);
     return rc;
+}
+
+int hd_image_encode(const hd_image *im, hd_image_format fmt, const hd_save_opts *opts,
+                    uint8_t **buf, size_t *len, hd_error *e) {
+    static const hd_save_opts defaults = {0};
+    if (!opts) opts = &defaults;
+    *buf = NULL;
+    *len = 0;
+    HD_TRY(check_save("image", im, fmt, opts, e));
+    char *mem = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&mem, &n);
+    if (!f) return hd_fail(e, HD_ENOMEM, "image: out of memory");
+    int rc = encode_to(f, "image", im, fmt, opts, e);
+    if (fclose(f) != 0 && rc == 0) rc = hd_fail(e, HD_ENOMEM, "image: out of memory");
+    if (rc < 0) {
+        free(mem);
+        return rc;
+    }
+    *buf = (uint8_t *)mem;
+    *len = n;
+    return 0;
 }
 
 /* ---- PNG text ---------------------------------------------------------------------------- */

@@ -20,58 +20,11 @@
 
 #include "image/image.h"
 
-typedef enum hd_image_format {
-    HD_FMT_UNKNOWN = 0,
-    HD_FMT_PNG,
-    HD_FMT_JPEG,
-    HD_FMT_WEBP,
-} hd_image_format;
-
 /* Files larger than this are refused before reading (a compressed 2^28-pixel picture is far
  * smaller). */
 #define HD_IMAGE_MAX_FILE_BYTES ((int64_t)1 << 30)
 
-/* Format from the first bytes of a file; HD_FMT_UNKNOWN if not one we decode. */
-hd_image_format hd_image_sniff(const void *buf, size_t len);
-/* Format from a file name's extension; HD_FMT_UNKNOWN if none matches. */
-hd_image_format hd_image_format_from_name(const char *path);
-
-/* Loads a PNG/JPEG/WebP file as RGB (pixel limit HD_IMAGE_MAX_PIXELS). */
-int hd_image_load(const char *path, hd_image *out, hd_error *e);
-
-/* Decodes a complete file image already in memory; `what` names it in messages. Pictures with
- * more than max_pixels pixels (or zero) are refused before any pixel memory is allocated. */
-int hd_image_decode(const void *buf, size_t len, const char *what, int64_t max_pixels,
-                    hd_image *out, hd_error *e);
-
-typedef struct hd_text_kv {
-    const char *key;   /* 1..79 printable ASCII characters, no leading/trailing/double spaces */
-    const char *value; /* UTF-8 */
-} hd_text_kv;
-
-typedef struct hd_save_opts {
-    int quality;         /* JPEG and lossy WebP quality 1..100; 0 = default (95) */
-    int webp_lossless;   /* WebP: lossless instead of lossy */
-    const hd_text_kv *text; /* PNG only: text chunks, written in this order */
-    int n_text;
-} hd_save_opts;
-
-/* Writes im to path (format from the extension). opts may be NULL (defaults, no text). */
-int hd_image_save(const char *path, const hd_image *im, const hd_save_opts *opts, hd_error *e);
-
-/* Text chunks of a PNG file (tEXt, zTXt and iTXt, before and after the image data), in file
- * order, all converted to UTF-8 (tEXt/zTXt are Latin-1). */
-typedef struct hd_png_text {
-    int n;
-    char **keys;
-    char **values;
-} hd_png_text;
-
-int hd_png_read_text(const char *path, hd_png_text *out, hd_error *e);
-int hd_png_read_text_buffer(const void *buf, size_t len, const char *what, hd_png_text *out,
-                            hd_error *e);
-void hd_png_text_free(hd_png_text *t);
-/* Value of the first chunk with that key, or NULL. */
-const char *hd_png_text_get(const hd_png_text *t, const char *key);
+/* hd_image_format, hd_image_sniff, hd_image_format_from_name, hd_image_load/decode/save/encode,
+ * hd_text_kv, hd_save_opts and hd_png_text are public: include/hidream.h. */
 
 #endif

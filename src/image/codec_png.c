@@ -4,6 +4,7 @@
  * png_state owned by the caller of the function that calls setjmp, so no local of the jumping
  * function is relied upon afterwards. Samples are unpacked to one byte (png_set_packing) but not
  * rescaled by libpng; the conversion to 8-bit RGB is done here, following Pillow's rules. */
+#include <errno.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -18,12 +19,27 @@
  * (its largest is a row: at most 8 MB at the 1,000,000-pixel width limit); refusing larger ones
  * makes libpng fail cleanly instead. Our own pixel buffers do not go through here. */
 #define MAX_LIBPNG_ALLOC ((size_t)64 << 20)
+/* Text chunks are read only for metadata (--from-png). Their sizes are capped so that a small
+ * file of highly compressed zTXt cannot expand to gigabytes: each chunk at most 256 KiB
+ * decompressed (a recipe's largest value, the prompt, is at most 64 KiB), at most 256 chunks.
+ * A text chunk over the cap is an error, not a silently missing key. Decoding pixels skips text
+ * chunks altogether. */
+#define MAX_TEXT_CHUNK_BYTES ((size_t)256 << 10)
+#define MAX_TEXT_CHUNKS 256
+
+/* Where libpng's error message lands before the longjmp. The reader and the writer each keep
+ * one and hand libpng a pointer to it (not to their whole state), so the error handler never
+ * has to know which of the two states it is looking at. */
+typedef struct png_err {
+    char msg[256];
+    char text_dropped[128]; /* libpng's warning when it skipped a text chunk (reading) */
+} png_err;
 
 typedef struct png_state {
     const char *what;
     const uint8_t *buf;
     size_t len, pos;
-    char msg[256];
+    png_err err;
     png_structp png;
     png_infop info;
     uint8_t *raw;    /* one decoded row, or the whole raw picture when interlaced */
@@ -32,14 +48,18 @@ typedef struct png_state {
 } png_state;
 
 static void on_png_error(png_structp png, png_const_charp msg) {
-    png_state *st = png_get_error_ptr(png);
-    snprintf(st->msg, sizeof st->msg, "%s", msg ? msg : "libpng error");
+    png_err *err = png_get_error_ptr(png);
+    snprintf(err->msg, sizeof err->msg, "%s", msg && *msg ? msg : "libpng error");
     png_longjmp(png, 1);
 }
 
+/* Library code never prints; warnings do not change the pixels. A warning about a text chunk
+ * means libpng skipped it (too large, damaged): remembered, so a recipe is not read without it. */
 static void on_png_warning(png_structp png, png_const_charp msg) {
-    (void)png;
-    (void)msg; /* library code never prints; warnings do not change the pixels */
+    png_err *err = png_get_error_ptr(png);
+    if (err && msg && !err->text_dropped[0] &&
+        (!strncmp(msg, "tEXt", 4) || !strncmp(msg, "zTXt", 4) || !strncmp(msg, "iTXt", 4)))
+        snprintf(err->text_dropped, sizeof err->text_dropped, "%s", msg);
 }
 
 static png_voidp on_png_malloc(png_structp png, png_alloc_size_t n) {
@@ -148,16 +168,23 @@ static void convert_row(const uint8_t *raw, uint8_t *rgb, int w, int color_type,
 /* Calls setjmp; touches only *st after it. */
 static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, int want_text,
                             hd_error *e) {
-    st->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, st, on_png_error, on_png_warning,
+    st->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &st->err, on_png_error, on_png_warning,
                                        NULL, on_png_malloc, on_png_free);
     if (!st->png) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create decoder", st->what);
     st->info = png_create_info_struct(st->png);
     if (!st->info) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create decoder", st->what);
     if (setjmp(png_jmpbuf(st->png)))
-        return hd_fail(e, HD_EFORMAT, "%s: PNG: %s", st->what, st->msg);
+        return hd_fail(e, HD_EFORMAT, "%s: PNG: %s", st->what, st->err.msg);
 
     png_set_read_fn(st->png, st, on_png_read);
-    png_set_chunk_malloc_max(st->png, MAX_CHUNK_BYTES); /* decompressed text, iCCP */
+    if (want_text) {
+        png_set_chunk_malloc_max(st->png, MAX_TEXT_CHUNK_BYTES);
+        png_set_chunk_cache_max(st->png, MAX_TEXT_CHUNKS);
+    } else {
+        static const png_byte text_chunks[] = "tEXt\0zTXt\0iTXt";
+        png_set_keep_unknown_chunks(st->png, PNG_HANDLE_CHUNK_NEVER, text_chunks, 3);
+        png_set_chunk_malloc_max(st->png, MAX_CHUNK_BYTES); /* iCCP */
+    }
     png_read_info(st->png, st->info);
     png_uint_32 w32 = 0, h32 = 0;
     int depth = 0, color_type = 0, interlace = 0;
@@ -213,6 +240,10 @@ static int png_decode_inner(png_state *st, int64_t max_pixels, int keep_pixels, 
         /* chunks after the image data; like Pillow, a damaged tail does not spoil the pixels,
          * so only the text reader goes on to IEND */
         png_read_end(st->png, st->info);
+        if (st->err.text_dropped[0])
+            return hd_fail(e, HD_EFORMAT, "%s: PNG: a text chunk was skipped (%s); text chunks "
+                           "are limited to %zu KiB", st->what, st->err.text_dropped,
+                           MAX_TEXT_CHUNK_BYTES >> 10);
         rc = collect_text(st, e);
         if (rc < 0) return rc;
     }
@@ -246,11 +277,32 @@ int hd_png_decode(const uint8_t *buf, size_t len, const char *what, int64_t max_
 
 typedef struct png_wstate {
     const char *what;
-    char msg[256];
+    FILE *f;
+    png_err err;
     png_structp png;
     png_infop info;
     png_text *texts;
 } png_wstate;
+
+/* Our own sink instead of png_init_io: libpng's stdio writer reports a failed fwrite as a bare
+ * "Write Error"; this one says why (full disk, file size limit, ...). */
+static void on_png_write(png_structp png, png_bytep data, size_t n) {
+    png_wstate *st = png_get_io_ptr(png);
+    if (fwrite(data, 1, n, st->f) != n) {
+        char why[160];
+        snprintf(why, sizeof why, "write failed: %s", strerror(errno ? errno : EIO));
+        png_error(png, why);
+    }
+}
+
+static void on_png_flush(png_structp png) {
+    png_wstate *st = png_get_io_ptr(png);
+    if (fflush(st->f) != 0) {
+        char why[160];
+        snprintf(why, sizeof why, "write failed: %s", strerror(errno ? errno : EIO));
+        png_error(png, why);
+    }
+}
 
 static int key_is_valid(const char *k) {
     size_t n = strlen(k);
@@ -271,13 +323,16 @@ static int is_ascii(const char *s) {
 
 static int png_encode_inner(png_wstate *st, FILE *f, const hd_image *im, const hd_text_kv *kv,
                             int n_text, hd_error *e) {
-    st->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, st, on_png_error, on_png_warning);
+    st->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st->err, on_png_error,
+                                      on_png_warning);
     if (!st->png) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create encoder", st->what);
     st->info = png_create_info_struct(st->png);
     if (!st->info) return hd_fail(e, HD_ENOMEM, "%s: PNG: cannot create encoder", st->what);
     if (setjmp(png_jmpbuf(st->png)))
-        return hd_fail(e, HD_EIO, "%s: PNG: %s", st->what, st->msg);
-    png_init_io(st->png, f);
+        return hd_fail(e, HD_EIO, "%s: PNG: %s", st->what, st->err.msg);
+    st->f = f;
+    errno = 0;
+    png_set_write_fn(st->png, st, on_png_write, on_png_flush);
     png_set_IHDR(st->png, st->info, (png_uint_32)im->w, (png_uint_32)im->h, 8,
                  PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);

@@ -1,6 +1,7 @@
 /* WebP through libwebp (still pictures; an animation is refused). The colour channels are
  * decoded without premultiplication, so a transparent picture keeps its stored RGB, as Pillow's
  * convert("RGB") does. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,8 +47,10 @@ int hd_webp_encode(FILE *f, const char *what, const hd_image *im, int quality, i
         WebPFree(data);
         return hd_fail(e, HD_EIO, "%s: WebP: encoder failed", what);
     }
+    errno = 0;
     int ok = fwrite(data, 1, n, f) == n;
+    int err = errno ? errno : EIO;
     WebPFree(data);
-    if (!ok) return hd_fail(e, HD_EIO, "%s: WebP: write failed", what);
+    if (!ok) return hd_fail(e, HD_EIO, "%s: WebP: write failed: %s", what, strerror(err));
     return 0;
 }

@@ -12,7 +12,8 @@
 #include "core/error.h"
 #include "core/file.h"
 
-#define MAX_LAYOUT_FILE_BYTES (16 << 20)
+/* A layout is a few boxes; the cap keeps a PNG recipe that records one small (recipe.c). */
+#define MAX_LAYOUT_BYTES ((size_t)64 << 10)
 
 static const uint8_t COLORS[HD_LAYOUT_N_COLORS][3] = {
     {255, 0, 0},   {0, 180, 0}, {0, 0, 255}, {204, 180, 0}, {255, 0, 255},
@@ -214,19 +215,37 @@ int hd_layout_parse(const char *json, size_t len, const char *what, hd_layout *o
     return rc;
 }
 
+static int looks_inline(const char *arg) {
+    while (*arg == ' ' || *arg == '\t' || *arg == '\n' || *arg == '\r') arg++;
+    return *arg == '[' || *arg == '{';
+}
+
+int hd_layout_read(const char *arg, char **text, hd_error *e) {
+    *text = NULL;
+    struct stat sb;
+    if (stat(arg, &sb) != 0) {
+        /* upstream: an existing file is read, anything else is JSON text; a path that does not
+         * exist is reported as such instead of as a JSON syntax error */
+        if (!looks_inline(arg))
+            return hd_fail(e, HD_EIO, "'%.200s': no such layout file (and not inline JSON)", arg);
+        if (strlen(arg) > MAX_LAYOUT_BYTES)
+            return hd_fail(e, HD_EINVAL, "inline layout: longer than %zu bytes", MAX_LAYOUT_BYTES);
+        *text = strdup(arg);
+        return *text ? 0 : hd_fail(e, HD_ENOMEM, "layout: out of memory");
+    }
+    size_t n;
+    int rc = hd_read_file(arg, MAX_LAYOUT_BYTES, text, &n, e);
+    if (rc == HD_ENOMEM)
+        return hd_fail(e, HD_EINVAL, "%s: layout file is larger than %zu bytes", arg,
+                       MAX_LAYOUT_BYTES);
+    return rc;
+}
+
 int hd_layout_load(const char *arg, hd_layout *out, hd_error *e) {
     memset(out, 0, sizeof *out);
-    struct stat sb;
-    if (stat(arg, &sb) != 0) return hd_layout_parse(arg, strlen(arg), "layout_bboxes", out, e);
-    /* a file of that name exists: upstream reads it; any failure to read it is treated like a
-     * JSON error (layout skipped) */
-    (void)sb;
     char *buf;
-    size_t n;
-    int rrc = hd_read_file(arg, MAX_LAYOUT_FILE_BYTES, &buf, &n, e);
-    if (rrc == HD_ENOMEM) return hd_fail(e, HD_EINVAL, "%s: layout file is too large", arg);
-    if (rrc < 0) return hd_fail(e, HD_EFORMAT, "%s: cannot read layout file", arg);
-    int rc = hd_layout_parse(buf, n, arg, out, e);
+    HD_TRY(hd_layout_read(arg, &buf, e));
+    int rc = hd_layout_parse(buf, strlen(buf), looks_inline(arg) ? "layout_bboxes" : arg, out, e);
     free(buf);
     return rc;
 }

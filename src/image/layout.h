@@ -3,7 +3,7 @@
  * Pillow's ImageDraw.rectangle semantics.
  *
  * The official pipeline treats the two kinds of bad input differently, and so do we:
- *   - the argument is not readable JSON (syntax error, unreadable file): upstream prints a
+ *   - the argument is not JSON (a syntax error in the text or in the file): upstream prints a
  *     warning and generates WITHOUT the layout (K is not incremented). hd_layout_load returns
  *     HD_EFORMAT for exactly this case; the caller should warn and carry on without layout.
  *   - the JSON is valid but not an accepted box list, or a box is invalid after scaling and
@@ -45,6 +45,12 @@ typedef struct hd_layout_rect {
  * "bbox" (or "box") = 4 numbers and an optional "text"/"label". See the header comment for the
  * meaning of HD_EFORMAT and HD_EINVAL. */
 int hd_layout_load(const char *arg, hd_layout *out, hd_error *e);
+
+/* The layout argument's JSON text (malloc'd): the file's content when a file of that name
+ * exists (a regular file, at most 64 KiB), else the argument itself when it looks like JSON
+ * ('[' or '{' first). A path that does not exist or cannot be read is HD_EIO, not a JSON
+ * error: a mistyped file name is not silently skipped. */
+int hd_layout_read(const char *arg, char **text, hd_error *e);
 /* Same for JSON text in memory; `what` names it in messages. */
 int hd_layout_parse(const char *json, size_t len, const char *what, hd_layout *out, hd_error *e);
 void hd_layout_free(hd_layout *l);

@@ -64,8 +64,9 @@ int hd_resize_pilimage_plan(int w0, int h0, int size, int multiple, hd_pilimage_
     const int64_t nw = cand[pick][0], nh = cand[pick][1];
     if (nw < 1 || nh < 1)
         return hd_fail(e, HD_EINVAL,
-                       "resize_pilimage: a %lldx%lld picture is too elongated for a %d-pixel "
-                       "budget in multiples of %d (a side would be 0)",
+                       "a %lldx%lld picture does not fit a %d-pixel budget in multiples of %d "
+                       "(a side would be 0): the budget (the output size) is too small for its "
+                       "aspect ratio",
                        (long long)w, (long long)h, size, multiple);
     const double s1 = (double)w / (double)nw, s2 = (double)h / (double)nh;
     int64_t rs_w, rs_h, left = 0, top = 0;
@@ -212,6 +213,11 @@ int hd_refs_prepare(const hd_image *refs, int k, int target_w, int target_h, int
     out->target_w = target_w;
     out->target_h = target_h;
     out->max_size = hd_refs_max_size(out->n, target_w > target_h ? target_w : target_h);
+    if (!out->keep_aspect && out->max_size < HD_PATCH)
+        return hd_fail(e, HD_EINVAL,
+                       "references: %d pictures on a %dx%d output leave each a %d-pixel budget, "
+                       "less than one %d-pixel patch; make the output larger or use fewer "
+                       "references", out->n, target_w, target_h, out->max_size, HD_PATCH);
     out->cond_size = hd_refs_condition_size(out->n);
     out->entries = calloc((size_t)out->n, sizeof *out->entries);
     if (!out->entries) return hd_fail(e, HD_ENOMEM, "references: out of memory");

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/temp_guard.h"
 
 /* Byte range of one tensor inside the data area, kept only while a file is validated. */
 typedef struct st_range {
@@ -261,7 +262,8 @@ static int add_file(hd_safetensors *st, const char *path, void *map, size_t size
 
 /* Maps `path` read-only, registers it as file index st->n_files and parses it. */
 static int open_append(hd_safetensors *st, const char *path, hd_error *e) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return hd_fail(e, HD_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
@@ -632,9 +634,12 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
         free(hdr);
         return hd_fail(e, HD_EINVAL, "%s: path too long", path);
     }
+    sigset_t mask;
+    hd_temp_guard_block(&mask);
     FILE *f = fopen(tmp, "wb");
+    int err = errno, guard = f ? hd_temp_guard_add(tmp) : -1;
+    hd_temp_guard_unblock(&mask);
     if (!f) {
-        int err = errno;
         free(hdr);
         return hd_fail(e, HD_EIO, "%s: cannot create: %s", tmp, strerror(err));
     }
@@ -685,5 +690,6 @@ out:
     if (rc == 0 && rename(tmp, path) != 0)
         rc = hd_fail(e, HD_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
     if (rc < 0) remove(tmp);
+    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
     return rc;
 }

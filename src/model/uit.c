@@ -443,9 +443,9 @@ static void probe_call(hd_uit *m, const hd_uit_probe *p, int layer, int64_t r0, 
  * Keys/values of rows [0, r0) come from `use` (the prefix cache); the keys/values of the
  * processed rows are kept in `save` when building a prefix. Query row i has global position
  * r0 + i: rows below A attend causally, the rest see every key (the hybrid mask, §7). */
-static void run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
-                       const hd_prefix_cache *use, hd_prefix_cache *save,
-                       const hd_uit_probe *probe) {
+static int run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
+                      const hd_prefix_cache *use, hd_prefix_cache *save,
+                      const hd_uit_probe *probe) {
     const hd_backend_ops *op = m->be->ops;
     hd_backend *be = m->be;
     hd_uit_scratch *s = &m->s;
@@ -470,6 +470,7 @@ static void run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
     }
 
     for (int l = 0; l < c->num_layers; l++) {
+        if (m->cancel && m->cancel(m->cancel_user)) return HD_ECANCELLED;
         const hd_uit_layer *L = &m->layers[l];
         /* attention block: h = RMSNorm(x); q, k, v; QK-norm per head; MRoPE; GQA */
         op->rmsnorm(be, &h, &x, &L->attn_norm, m->eps);
@@ -506,6 +507,7 @@ static void run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
         }
         probe_call(m, probe, l, r0, n);
     }
+    return 0;
 }
 
 /* Final RMSNorm and final_layer2 on the requested rows (global indices in [r0, r0+n)), read
@@ -552,7 +554,11 @@ static int run(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n, const floa
 
     HD_TRY(embed_rows(m, q, r0, n, vinputs, t, e));
     probe_call(m, probe, -1, r0, n);
-    run_layers(m, q, r0, n, use, save, probe);
+    if (run_layers(m, q, r0, n, use, save, probe) < 0) {
+        hd_error ignored = {0};
+        hd_backend_status(m->be, &ignored); /* drain what was queued */
+        return hd_fail(e, HD_ECANCELLED, "cancelled");
+    }
     head_rows(m, r0, out_rows, n_out, out);
     /* ops cannot fail one by one; a device backend reports its first failure here */
     return hd_backend_status(m->be, e);

@@ -79,6 +79,9 @@ typedef struct hd_uit {
     hd_uit_layer *layers;            /* [num_layers] */
     hd_rope rope;
     hd_uit_scratch s;
+    /* polled before every layer; non-zero stops the call with HD_ECANCELLED (NULL = never) */
+    int (*cancel)(void *user);
+    void *cancel_user;
 } hd_uit;
 
 /* One CFG branch's sequence. The model reads it during a call and keeps no pointer to it. */

@@ -38,6 +38,8 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
         bo.gemm_bf16 = opt->bf16_gemm;
     }
     const char *backend = opt && opt->backend ? opt->backend : "cpu";
+    snprintf(m->backend, sizeof m->backend, "%s", backend);
+    m->bf16_gemm = bo.gemm_bf16 != 0;
     int rc = hd_config_load_dir(&m->cfg, dir, e);
     if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
     if (rc == 0) rc = hd_model_check_patch_size(&m->cfg, &m->st, dir, e);
@@ -50,7 +52,10 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     if (rc == 0 && m->cfg.vision.present &&
         hd_st_find(&m->st, "model.visual.patch_embed.proj.weight")) {
         rc = hd_vit_create(&m->vit, m->be, &m->cfg, &m->st, e);
-        if (rc == HD_EUNSUPPORTED) rc = 0; /* text-to-image still works without the tower */
+        if (rc == HD_EUNSUPPORTED) { /* text-to-image still works without the tower */
+            snprintf(m->vit_unusable, sizeof m->vit_unusable, "%s", e ? e->msg : "unsupported");
+            rc = 0;
+        }
     }
     if (rc < 0) {
         hd_model_free(m);

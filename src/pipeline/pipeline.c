@@ -2,6 +2,7 @@
 #include "pipeline/pipeline.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "core/error.h"
 #include "image/patchify.h"
 #include "image/layout.h"
+#include "pipeline/prompt.h"
 #include "pipeline/resolution.h"
 
 #define RELEASE_NOISE_SCALE 8.0 /* upstream NOISE_SCALE (the default of hidream.noise_scale) */
@@ -59,9 +61,46 @@ void hd_model_generate_defaults(const hd_model *m, hd_generate_params *p, hd_mod
     if (g->stated) p->noise_scale_start = p->noise_scale_end = g->noise_scale;
 }
 
+static void warn(const hd_generate_params *p, const char *fmt, const char *detail) {
+    hd_warnings *w = p->warnings;
+    if (!w || w->n >= HD_MAX_WARNINGS) return;
+    /* a long detail is cut: a warning is one short line */
+    char d[200];
+    snprintf(d, sizeof d, "%.199s", detail);
+    snprintf(w->msg[w->n++], sizeof w->msg[0], fmt, d);
+}
+
+/* The cases where the official code warns and carries on; a layout that cannot be read at all
+ * (a missing file) is an error. */
+static int collect_warnings(const hd_generate_params *p, hd_error *e) {
+    if (p->keep_aspect && p->n_refs != 1)
+        warn(p, "keep_aspect needs exactly one reference image; the size is snapped instead%s", "");
+    if (!p->layout || !p->layout[0]) return 0;
+    if (p->n_refs == 0) {
+        warn(p, "the layout is ignored without reference images%s", "");
+        return 0;
+    }
+    if (p->keep_aspect && p->n_refs == 1) {
+        warn(p, "the layout is ignored with keep_aspect%s", "");
+        return 0;
+    }
+    hd_layout lay = {0};
+    hd_error le = {0};
+    int rc = hd_layout_load(p->layout, &lay, &le);
+    hd_layout_free(&lay);
+    if (rc == HD_EFORMAT) warn(p, "layout ignored: %s", le.msg);
+    else if (rc < 0) return hd_fail(e, rc, "%s", le.msg);
+    return 0;
+}
+
 int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_error *e) {
     const hd_gen_config *g = &m->cfg.gen;
+    if (p->warnings) p->warnings->n = 0;
     int wants_refs = p->n_refs > 0 || (p->layout && p->layout[0]);
+    if (wants_refs && !m->vit && m->vit_unusable[0])
+        return hd_fail(e, HD_EUNSUPPORTED,
+                       "%s: reference images and layouts need the vision tower, which this model "
+                       "has but cannot use: %s", m->dir, m->vit_unusable);
     if (wants_refs && !m->vit)
         return hd_fail(e, HD_EUNSUPPORTED,
                        "%s: reference images and layouts need a vision tower, and this model has "
@@ -72,7 +111,13 @@ int hd_model_check_request(const hd_model *m, const hd_generate_params *p, hd_er
                        "%s: reference images need %d-pixel patches; this model's patch size is %d",
                        m->dir, HD_PATCH, g->patch_size);
     int w, h;
-    return hd_resolve_size(g, p->width, p->height, p->no_snap, &w, &h, e);
+    HD_TRY(hd_resolve_size(g, p->width, p->height, p->no_snap, &w, &h, e));
+    return collect_warnings(p, e);
+}
+
+int hd_model_output_size(const hd_model *m, const hd_generate_params *p, int *w, int *h,
+                         hd_error *e) {
+    return hd_resolve_size(&m->cfg.gen, p->width, p->height, p->no_snap, w, h, e);
 }
 
 static int check_params(const hd_generate_params *p, hd_error *e) {
@@ -142,6 +187,11 @@ int hd_job_prepare(hd_job *job, hd_model *m, const hd_generate_params *p, hd_err
     memset(job, 0, sizeof *job);
     job->m = m;
     HD_TRY(check_params(p, e));
+    /* both texts are checked before any reference is processed */
+    HD_TRY(hd_prompt_check(m->tok, p->prompt, "prompt", 1, e));
+    if (p->cfg > 1.0)
+        HD_TRY(hd_prompt_check(m->tok, p->uncond_prompt ? p->uncond_prompt : " ",
+                               "unconditional prompt", 0, e));
     job->p = *p;
     hd_generate_params *q = &job->p;
     if (!q->uncond_prompt) q->uncond_prompt = " ";
@@ -298,6 +348,15 @@ static int predict(hd_job *job, int b, int tau, float *out, hd_error *e) {
                                  hd_sched_model_time(tau), job->out_rows[b], job->L, out, NULL, e);
 }
 
+static int check_finite(const float *x, size_t n, int step, hd_error *e) {
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(x[k]))
+            return hd_fail(e, HD_EFORMAT,
+                           "step %d: the model's prediction is not finite (NaN or infinity); its "
+                           "weights may be damaged", step + 1);
+    return 0;
+}
+
 int hd_job_run(hd_job *job, hd_error *e) {
     const hd_generate_params *q = &job->p;
     const size_t patch_dim = (size_t)3 * job->m->cfg.gen.patch_size * job->m->cfg.gen.patch_size;
@@ -311,8 +370,14 @@ int hd_job_run(hd_job *job, hd_error *e) {
         int tau = job->sched.timesteps[i];
         float sp = hd_sched_velocity_sigma(tau);
         memcpy(job->vin, job->z, n_z * sizeof(float));
-        HD_TRY(predict(job, 0, tau, job->xc, e));
-        if (job->n_branches == 2) HD_TRY(predict(job, 1, tau, job->xu, e));
+        int prc = predict(job, 0, tau, job->xc, e);
+        if (prc == 0 && job->n_branches == 2) prc = predict(job, 1, tau, job->xu, e);
+        if (prc == HD_ECANCELLED)
+            return hd_fail(e, prc, "cancelled during step %d of %d", i + 1, job->sched.n_steps);
+        if (prc < 0) return prc;
+        /* NaN/Inf weights (or an overflow) would otherwise give a black picture and exit 0 */
+        HD_TRY(check_finite(job->xc, n_z, i, e));
+        if (job->n_branches == 2) HD_TRY(check_finite(job->xu, n_z, i, e));
         /* v = (x̂ − z)/σp per branch, CFG v = v_u + g(v_c − v_u); the scheduler takes −v. */
         for (size_t k = 0; k < n_z; k++) {
             float vc = (job->xc[k] - job->z[k]) / sp;
@@ -339,6 +404,9 @@ int hd_job_run(hd_job *job, hd_error *e) {
             if (stop) return hd_fail(e, HD_ECANCELLED, "cancelled at step %d of %d", i + 1,
                                      job->sched.n_steps);
         }
+        if (q->cancel && q->cancel(q->cancel_user) && i + 1 < job->sched.n_steps)
+            return hd_fail(e, HD_ECANCELLED, "cancelled at step %d of %d", i + 1,
+                           job->sched.n_steps);
     }
     return 0;
 }
@@ -402,9 +470,15 @@ void hd_job_free(hd_job *job) {
 int hd_generate(hd_model *m, const hd_generate_params *p, hd_image *out, hd_error *e) {
     memset(out, 0, sizeof *out);
     hd_job job;
+    /* the model's layers poll the caller's flag (one generation per model at a time) */
+    m->uit->cancel = p->cancel;
+    m->uit->cancel_user = p->cancel_user;
     int rc = hd_job_prepare(&job, m, p, e);
+    if (rc == HD_ECANCELLED) rc = hd_fail(e, rc, "cancelled before the first step");
     if (rc == 0) rc = hd_job_run(&job, e);
     if (rc == 0) rc = hd_job_image(&job, out, e);
     hd_job_free(&job);
+    m->uit->cancel = NULL;
+    m->uit->cancel_user = NULL;
     return rc;
 }

@@ -29,6 +29,12 @@ struct hd_model {
     hd_uit *uit;
     hd_vit *vit;          /* NULL when the checkpoint has no vision tower */
     hd_tokenizer *tok;
+    /* why a vision tower the checkpoint has cannot be used (e.g. an unsupported hidden_act);
+     * empty when it is used or absent. Reported when references are asked for. */
+    char vit_unusable[sizeof(((hd_error *)0)->msg)];
+    /* the options it was loaded with that change the pixels (recorded in a picture's recipe) */
+    char backend[8];
+    int bf16_gemm;
 };
 
 /* One generation in progress. Owned memory is released by hd_job_free. */

@@ -104,12 +104,20 @@ int hd_sequence_build(hd_sequence *seq, const int32_t *text_ids, int64_t T, cons
     for (int r = 0; r < n_refs; r++) grids[n_vlm + 1 + r] = refs[r];
 
     pos_writer w = {{seq->pos, seq->pos + S, seq->pos + 2 * S}, 0, S, 0};
-    int64_t st = 0;
+    int64_t st = 0, block_at = T;
     int fix = HD_ROPE_FIX_POINT;
     for (int n = 0; n < n_grids; n++) {
         int skip = n >= n_vlm;
         int64_t ed = st;
-        while (ed < S && virt[ed] != tok->image_pad) ed++;
+        if (skip) {
+            /* A patch block starts at a known place: its grid starts one after the block's
+             * first entry. (Scanning for the next <|image_pad|>, as for the text's images, would
+             * run into the following block when this one is a single patch.) */
+            ed = block_at + 1;
+            block_at += (int64_t)grids[n].t * grids[n].h * grids[n].w;
+        } else {
+            while (ed < S && virt[ed] != tok->image_pad) ed++;
+        }
         hd_grid g = grids[n];
         int64_t text_len = ed - st - skip;
         if (text_len < 0) text_len = 0;

@@ -453,7 +453,8 @@ int hd_bpe_encode_word(const hd_bpe *b, hd_bpe_scratch *s, const unsigned char *
             if (out->n + ce->ids_n > out->cap &&
                 grow((void **)&out->v, &out->cap, out->n + ce->ids_n, sizeof *out->v))
                 return HD_ENOMEM;
-            memcpy(out->v + out->n, s->ids + ce->ids_off, ce->ids_n * sizeof *out->v);
+            if (ce->ids_n)
+                memcpy(out->v + out->n, s->ids + ce->ids_off, ce->ids_n * sizeof *out->v);
             out->n += ce->ids_n;
             return 0;
         }
@@ -474,7 +475,9 @@ int hd_bpe_encode_word(const hd_bpe *b, hd_bpe_scratch *s, const unsigned char *
     ce->ids_n = (uint32_t)k;
     memcpy(s->keys + s->keys_len, w, n);
     s->keys_len += n;
-    memcpy(s->ids + s->ids_len, out->v + before, k * sizeof *s->ids);
+    /* k is 0 when no piece of the word is in the vocabulary (an empty vocab): then both
+     * buffers may still be NULL, which memcpy must not be given even for 0 bytes */
+    if (k) memcpy(s->ids + s->ids_len, out->v + before, k * sizeof *s->ids);
     s->ids_len += k;
     s->slots[i] = (uint32_t)++s->n_ents;
     return 0;

@@ -24,6 +24,8 @@ int hd_train_optimizer_init(hd_train_optimizer *o, hd_backend *be, hd_uit_param 
         be->ops->fill(be, &o->v[i], 0.0f);
         if (o->ema) {
             HD_TRY(be->ops->alloc(be, &o->ema[i], HD_F32, w->rows, w->cols, e));
+            /* ema = w as 1·w + 0·ema: the fresh memory must be zero first (0·NaN is NaN) */
+            be->ops->fill(be, &o->ema[i], 0.0f);
             be->ops->axpby(be, &o->ema[i], 1.0f, w, 0.0f);
         }
     }

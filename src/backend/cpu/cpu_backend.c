@@ -49,6 +49,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .train = {hd_adamw_row_avx2, hd_silu_grad_row_avx2, hd_rms_grad_row_avx2, hd_axpby_row_avx2,
               hd_sum_squares_row_avx2, hd_attn_grad_tile_avx2,
               hd_col_sum_avx2, hd_dot_row_avx2},
+    .gemv_bf16 = hd_gemv_bf16_avx2,
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
@@ -62,6 +63,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
               hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
               hd_col_sum_avx512, hd_dot_row_avx512},
+    .gemv_bf16 = hd_gemv_bf16_avx512,
 };
 
 /* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */

@@ -138,6 +138,40 @@ static void bias_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     }
 }
 
+/* ---- one input row, bf16 weights: a threaded GEMV over blocks of output columns ---- */
+typedef struct gemv_job {
+    const hd_cpu_kernels *k;
+    float *y;
+    const float *x;
+    const uint16_t *w;
+    int64_t ldw, N, K, block;
+    const hd_tensor *bias;
+} gemv_job;
+
+static void gemv_task(void *ctx, int64_t t, int thread) {
+    const gemv_job *g = ctx;
+    int64_t j0 = t * g->block, n = g->N - j0 < g->block ? g->N - j0 : g->block;
+    if (n <= 0) return;
+    g->k->gemv_bf16(g->K, g->x, g->w + j0 * g->ldw, g->ldw, n, g->y + j0);
+    if (g->bias) {
+        float b[64];
+        for (int64_t i = 0; i < n; i += 64) {
+            int64_t m = n - i < 64 ? n - i : 64;
+            hd_cpu_load_f32(g->bias->dtype, g->bias->data, j0 + i, m, b);
+            for (int64_t c = 0; c < m; c++) g->y[j0 + i + c] += b[c];
+        }
+    }
+}
+
+static void gemv(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
+                 const hd_tensor *bias) {
+    gemv_job g = {cpu->k, y->data, x->data, w->data, w->stride, y->cols, x->cols, 0, bias};
+    int64_t tasks = (int64_t)cpu->n_threads * 4;
+    g.block = (g.N + tasks - 1) / tasks;
+    if (g.block < 16) g.block = 16;
+    hd_pool_run(cpu->pool, (g.N + g.block - 1) / g.block, gemv_task, &g);
+}
+
 void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
                    const hd_tensor *bias) {
     hd_cpu *cpu = hd_cpu_of(be);
@@ -147,6 +181,10 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
     if (K <= 0) { /* empty sum: y = bias */
         bias_fill b = {y, bias};
         hd_cpu_for_rows(cpu, M, N, bias_rows, &b);
+        return;
+    }
+    if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16) {
+        gemv(cpu, y, x, w, bias);
         return;
     }
     gemm_job g = {

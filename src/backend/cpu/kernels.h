@@ -103,6 +103,10 @@ typedef struct hd_cpu_kernels {
     hd_attn_pv_fn attn_pv;
     hd_vexp_fn vexp;
     hd_cpu_train_rows train;
+    /* y[j] = x · w[j] for j < n, one float32 row x of K values and bf16 rows w (row stride ldw):
+     * linear's path for a single input row (decoding); NULL: the GEMM handles it */
+    void (*gemv_bf16)(int64_t K, const float *x, const uint16_t *w, int64_t ldw, int64_t n,
+                      float *y);
 } hd_cpu_kernels;
 
 extern const hd_cpu_kernels hd_cpu_kernels_scalar;
@@ -138,6 +142,10 @@ void hd_attn_scores_avx2(int hd, const float *q, int64_t ldq, const float *kt, f
 void hd_attn_pv_avx2(int hdp, int nk, const float *p, const float *v, float *o,
                      const float *alpha);
 void hd_vexp_avx2(float *x, int64_t n);
+void hd_gemv_bf16_avx2(int64_t K, const float *x, const uint16_t *w, int64_t ldw, int64_t n,
+                       float *y);
+void hd_gemv_bf16_avx512(int64_t K, const float *x, const uint16_t *w, int64_t ldw, int64_t n,
+                         float *y);
 
 void hd_gemm_ukr_avx512(int64_t kc, const float *ap, const float *bp, float *c, int64_t ldc,
                         int mr, int nr, int first, const float *bias);

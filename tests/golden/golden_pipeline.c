@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/golden.h"
+#include "golden/golden.h"
 #include "image/patchify.h"
 #include "pipeline/pipeline.h"
 

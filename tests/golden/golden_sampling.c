@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/golden.h"
+#include "golden/golden.h"
 #include "core/error.h"
 #include "sample/noise.h"
 #include "sample/rng.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-#include "cli/golden.h"
+#include "golden/golden.h"
 #include "io/config.h"
 #include "model/uit.h"
 #include "model/vit.h"

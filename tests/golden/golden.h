@@ -5,8 +5,8 @@
  *
  * Each kind has its own runner file (golden_forward.c, golden_sampling.c, golden_pipeline.c);
  * they report through golden_result / golden_skip, which print one line per case. */
-#ifndef HD_CLI_GOLDEN_H
-#define HD_CLI_GOLDEN_H
+#ifndef HD_TESTS_GOLDEN_H
+#define HD_TESTS_GOLDEN_H
 
 #include <jansson.h>
 

@@ -6,7 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-#include "cli/golden.h"
+#include "golden/golden.h"
 
 void golden_result(golden_ctx *g, int pass, const char *kind, const char *name,
                    const char *fmt, ...) {
