@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# Builds hidream.c and runs the main job: text-to-image with a model directory.
-#   bash run.sh                      -> a tiny random-weight model (written by tools/hd_make_model)
-#                                       generates out/example.png: it shows the pipeline working, the
-#                                       picture is noise (no trained weights ship with the repo)
-#   MODEL=/path/to/HiDream-O1-Image bash run.sh   -> the released checkpoint, real pictures
-# Extra arguments are passed to `hidream generate`.
+# Builds hidream.c and runs the main job: text-to-image.
+#   bash run.sh            -> the embedded model (models/shapes, trained here by `hidream train`
+#                             train/shapes.json) draws "a red circle on the left"
+#                             into out/example.png (64x64, its native size; under a second)
+#   MODEL=/path/to/HiDream-O1-Image PROMPT="a red fox in the snow" bash run.sh
+#                          -> the released 8B checkpoint (or any model directory)
+# Extra arguments are passed to `hidream generate` (e.g. --seed 7, -o out/other.png).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-mkdir -p out models
-if [ -z "${MODEL:-}" ]; then
-  MODEL=models/tiny-random
-  [ -f "$MODEL/config.json" ] || ./build/hd_make_model --preset tiny --seed 1 --out "$MODEL"
-  set -- --no-snap --width 256 --height 256 --steps 8 "$@"
-fi
-./build/hidream generate -m "$MODEL" -p "a red fox in the snow, golden hour" --seed 42 \
-  -o out/example.png "$@"
-echo "wrote out/example.png"
+mkdir -p out
+prompt=${PROMPT:-"a red circle on the left"}
+model=()
+[ -n "${MODEL:-}" ] && model=(-m "$MODEL")
+./build/hidream generate "${model[@]}" -p "$prompt" --seed 42 -o out/example.png "$@"
+echo "wrote out/example.png ($prompt)"
