@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds hidream.c and runs the main job: text-to-image.
 #   bash run.sh            -> the embedded model (models/shapes, trained here by `hidream train`
-#                             train/shapes.json) draws "a red circle on the left"
+#                             train/shapes.json, then train/shapes-finetune.json) draws "a red circle on the left"
 #                             into out/example.png (64x64, its native size; under a second)
 #   MODEL=/path/to/HiDream-O1-Image PROMPT="a red fox in the snow" bash run.sh
 #                          -> the released 8B checkpoint (or any model directory)
