@@ -12,6 +12,7 @@ import base64
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,7 +158,11 @@ def main():
         check(False, f"a1111 step failed: {type(e).__name__}: {e}")
     finally:
         stop(plain, "plain")
-    return 1 if failures else 0
+    if failures:
+        print(f"server logs in {tmp}")
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
