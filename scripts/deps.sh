@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hidream.c builds and tests with, then the test-only Python
 # clients from PyPI into build-venv/ (the official `openai` client and the AUTOMATIC1111 client
-# `webuiapi`, used by tests/serve_clients.py; never a runtime dependency). Idempotent; the apt
+# `webuiapi`, used by tests/serve_clients.py; never a runtime dependency) when called with --test
+# (test.sh does; run.sh does not, so building and running needs no PyPI). Idempotent; the apt
 # part needs root (or sudo).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+[ "${1:-}" = "--test" ] || exit 0
 # Test-only Python packages (PyPI), pinned, in a virtualenv at the source root that every build
 # directory's ctest uses (build/, build-asan/, ...).
 venv="$root/build-venv"
