@@ -3,7 +3,7 @@
 # gives every fuzz target a short run. Usage: bash test.sh   (installs Debian packages first)
 set -euo pipefail
 cd "$(dirname "$0")"
-bash scripts/deps.sh
+bash scripts/deps.sh --test
 jobs=$(nproc)
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

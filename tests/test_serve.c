@@ -260,6 +260,7 @@ static void test_bad_requests_are_one_line_json_errors_and_the_server_stays_up(v
         {"POST", "/v1/images/generations", "{\"prompt\":\"x\",\"output_format\":\"gif\"}", 400, "output_format"},
         {"POST", "/v1/images/generations", "{\"prompt\":\"x\",\"size\":\"big\"}", 400, "size"},
         {"POST", "/v1/images/generations", "{\"prompt\":\"x\",\"layout\":\"/etc/passwd\"}", 400, "layout"},
+        {"POST", "/v1/images/generations", "{\"prompt\":\"x\",\"scheduler\":\"karras\"}", 400, "scheduler"},
         {"POST", "/api/jobs", "{\"prompt\":\"x\",\"refs\":[\"!!notbase64\"]}", 400, "refs[0]: not valid base64"},
         {"POST", "/api/jobs", "{\"prompt\":\"x\",\"refs\":[\"aGVsbG8gd29ybGQ=\"]}", 400, "refs[0]"},
         {"POST", "/sdapi/v1/img2img", "{\"prompt\":\"x\"}", 400, "init_images"},
@@ -500,7 +501,8 @@ static void test_a1111_txt2img_and_the_model_endpoints(void) {
     resp r;
     post_json("/sdapi/v1/txt2img",
               "{\"prompt\":\"x\",\"negative_prompt\":\"y\",\"width\":32,\"height\":96,\"seed\":-1,"
-              "\"steps\":2,\"cfg_scale\":2,\"batch_size\":1,\"sampler_name\":\"Euler a\"}",
+              "\"steps\":2,\"cfg_scale\":2,\"batch_size\":1,\"sampler_name\":\"Euler a\","
+              "\"scheduler\":\"automatic\"}", /* what the webuiapi client sends */
               &r);
     json_t *j = parse(&r);
     int w, h;

@@ -68,6 +68,7 @@ typedef struct server {
     srv_job *last;            /* most recently started (A1111 progress) */
     uint64_t id_salt, id_counter;
     int stopping;
+    int inflight;             /* HTTP requests begun and not yet completed (sent or dropped) */
     /* metrics */
     uint64_t finished_by_state[JOB_NSTATES];
     uint64_t rejected_full, http_requests;
@@ -139,6 +140,11 @@ void srv_sse_append(char **out, size_t *len, const char *event, json_t *data); /
 
 int srv_http_start(server *s, const char *host, int port, struct MHD_Daemon **d, int *bound,
                    char *msg, size_t n);
+/* Stops accepting connections (the listening socket is closed at once). */
+void srv_http_quiesce(struct MHD_Daemon *d);
+/* Waits until every request begun has been completed, i.e. its response written out (or its
+ * connection dropped by the client), at most timeout_s seconds; 0 when all completed. */
+int srv_http_drain(server *s, double timeout_s);
 
 /* ---- handlers (return MHD_NO only on a broken connection) ---- */
 enum MHD_Result srv_openai(const srv_req *r);  /* /v1/... */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/serve.h"
 
@@ -201,6 +203,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st = calloc(1, sizeof *st);
         if (!st) return MHD_NO;
         *con_cls = st;
+        pthread_mutex_lock(&s->mu); /* counted until on_done, after its response is written */
+        s->inflight++;
+        pthread_mutex_unlock(&s->mu);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->max_body) st->too_big = 1;
         return MHD_YES;
@@ -236,8 +241,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
                     enum MHD_RequestTerminationCode toe) {
+    server *s = cls;
     conn_state *st = *con_cls;
     if (!st) return;
+    pthread_mutex_lock(&s->mu);
+    s->inflight--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     free(st->body);
     free(st);
     *con_cls = NULL;
@@ -255,7 +265,8 @@ int srv_http_start(server *s, const char *host, int port, struct MHD_Daemon **d,
         snprintf(msg, n, "--host: cannot resolve '%s': %s", host, gai_strerror(gai));
         return -1;
     }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    /* ITC: needed by MHD_quiesce_daemon at shutdown */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                           ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, s,
@@ -270,4 +281,23 @@ int srv_http_start(server *s, const char *host, int port, struct MHD_Daemon **d,
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(*d, MHD_DAEMON_INFO_BIND_PORT);
     *bound = info ? info->port : port;
     return 0;
+}
+
+void srv_http_quiesce(struct MHD_Daemon *d) {
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int srv_http_drain(server *s, double timeout_s) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long ns = until.tv_nsec + (long)((timeout_s - (long)timeout_s) * 1e9);
+    until.tv_sec += (time_t)timeout_s + ns / 1000000000L;
+    until.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->inflight > 0 && rc == 0) rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
+    int left = s->inflight;
+    pthread_mutex_unlock(&s->mu);
+    return left > 0 ? -1 : 0;
 }

@@ -156,9 +156,16 @@ int cmd_serve(int argc, char **argv) {
             s->model_name, o.api_key ? ", API key required" : "");
     fflush(stderr);
     int rc = wait_for_stop(s);
+    /* The order matters: MHD_stop_daemon shuts down every connection's socket at once, so a
+     * waiting request woken by srv_stop whose 503 is not written out yet would be dropped.
+     * So: no new connections, end every job (queued ones answer 503, the running one is
+     * cancelled), wait until each request begun has written its response, then stop. */
+    srv_http_quiesce(d);
     srv_stop(s);
     pthread_join(worker, NULL);
-    MHD_stop_daemon(d); /* waits for the connection threads; every job has ended */
+    if (srv_http_drain(s, 5.0) < 0)
+        fprintf(stderr, "hidream serve: some requests still open after 5 s; closing them\n");
+    MHD_stop_daemon(d); /* joins the connection threads */
     srv_free(s);
     free(s);
     if (rc == 0) fprintf(stderr, "hidream serve: stopped\n");

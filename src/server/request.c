@@ -49,6 +49,7 @@ typedef struct fields {
     json_t *obj;
     int text_numbers; /* a form: numbers and booleans arrive as text */
     hd_error *e;
+    hd_api_kind api;
 } fields;
 
 static int get_str(const fields *f, const char *key, const char **out) {
@@ -135,7 +136,9 @@ static int parse_sched(const fields *f, const char *key, hd_srv_request *r) {
     else if (!strcasecmp(s, "flow_match") || !strcasecmp(s, "euler")) r->p.scheduler = HD_SCHEDULER_FLOW_MATCH;
     else if (!strcasecmp(s, "flash")) r->p.scheduler = HD_SCHEDULER_FLASH;
     else if (!strcasecmp(s, "auto")) r->p.scheduler = HD_SCHEDULER_AUTO;
-    else if (!strcmp(key, "sampler_name")) return 0; /* A1111 names (Euler a, DPM++, ...): ours */
+    /* A1111 sampler names (Euler a, DPM++, ...) and, on its API, its noise schedules (automatic,
+     * karras, ...; webuiapi always sends one): ours, as A1111 itself ignores a schedule it lacks */
+    else if (!strcmp(key, "sampler_name") || f->api == HD_API_A1111) return 0;
     else return hd_fail(f->e, HD_EINVAL, "%s: '%.40s' is not unipc, flow_match, flash or auto", key, s);
     return 1;
 }
@@ -308,7 +311,7 @@ int hd_srv_request_from_json(hd_srv_request *r, hd_api_kind api, const char *bod
     if (!root) return hd_fail(e, HD_EFORMAT, "body: not JSON (line %d: %s)", je.line, je.text);
     int rc = 0;
     if (!json_is_object(root)) rc = hd_fail(e, HD_EFORMAT, "body: must be a JSON object");
-    fields f = {root, 0, e};
+    fields f = {root, 0, e, api};
     if (rc == 0) rc = parse_fields(r, api, &f, defaults, lim);
     json_decref(root);
     if (rc < 0) hd_srv_request_free(r);
@@ -333,7 +336,7 @@ int hd_srv_request_from_form(hd_srv_request *r, const hd_multipart *form,
         else if (json_object_set_new(obj, p->name, s) < 0)
             rc = hd_fail(e, HD_ENOMEM, "out of memory");
     }
-    fields f = {obj, 1, e};
+    fields f = {obj, 1, e, HD_API_OPENAI};
     if (rc == 0) rc = start(r, &f, defaults);
     if (rc == 0) rc = parse_common(&f, r, lim);
     if (rc == 0) rc = parse_openai(&f, r, lim);

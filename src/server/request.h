@@ -6,8 +6,10 @@
  * Every API also takes the hidream fields: seed, steps, cfg (or guidance_scale), mode, shift,
  * scheduler, negative_prompt, layout (JSON text only: never a path), keep_aspect. Unknown fields
  * are ignored (clients send many); a known field of the wrong type or out of range is refused
- * with one line "field: why". The size asked for is kept exactly (no_snap): the model then
- * refuses, with its own line, a size it cannot draw. */
+ * with one line "field: why" (but A1111's sampler_name, and scheduler on its API, are taken when
+ * they name one of ours and otherwise ignored: A1111's own names mean nothing here). The size
+ * asked for is kept exactly (no_snap): the model then refuses, with its own line, a size it
+ * cannot draw. */
 #ifndef HD_SERVER_REQUEST_H
 #define HD_SERVER_REQUEST_H
 
