@@ -6,12 +6,10 @@ a long job and cancel it. Screenshots go to $HIDREAM_BUILD/serve-screenshots/ as
 
 usage (ctest runs it): serve_browser.py   with HIDREAM_BIN and HIDREAM_BUILD set"""
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -19,35 +17,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-BIN = os.environ["HIDREAM_BIN"]
-BUILD = os.environ["HIDREAM_BUILD"]
+import serve_harness as h
+from serve_harness import BIN, BUILD, check
+
 SHOTS = os.path.join(BUILD, "serve-screenshots")
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    failures += 0 if cond else 1
-
-
-def start_server(tmp):
-    model = os.path.join(tmp, "vis")
-    subprocess.run([os.path.join(BUILD, "hd_make_model"), "--preset", "tiny", "--seed", "11",
-                    "--out", model, "--patch", "32", "--native", "64x64", "--noise-scale", "1",
-                    "--hidream", '{"scheduler":"unipc","steps":4,"guidance":1,"shift":1}'],
-                   check=True, stdout=subprocess.DEVNULL)
-    log = open(os.path.join(tmp, "server.log"), "w+")
-    proc = subprocess.Popen([BIN, "serve", "-m", model, "--port", "0", "--max-steps", "1000"],
-                            stderr=log)
-    for _ in range(600):
-        time.sleep(0.1)
-        log.seek(0)
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+/)", log.read())
-        if m:
-            return proc, m.group(1)
-    proc.kill()
-    sys.exit("the server did not start")
 
 
 def browser():
@@ -77,7 +50,7 @@ def history(d):
 def main():
     os.makedirs(SHOTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="hidream-browser-")
-    proc, url = start_server(tmp)
+    proc, url, _ = h.start_server(tmp, h.make_model(tmp), "server", "--max-steps", "1000")
     d = browser()
     wait = WebDriverWait(d, 120)
     try:
@@ -148,7 +121,7 @@ def main():
         rc = proc.wait(timeout=30)
         check(rc == 0, f"the server stops cleanly on SIGTERM (exit {rc})")
     print(f"screenshots in {SHOTS}")
-    return 1 if failures else 0
+    return 1 if h.failures else 0
 
 
 def write_ref(tmp):

@@ -11,53 +11,20 @@ HIDREAM_BUILD set"""
 import base64
 import io
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import openai
 import webuiapi
 from PIL import Image
 
-BIN = os.environ["HIDREAM_BIN"]
-BUILD = os.environ["HIDREAM_BUILD"]
+import serve_harness as h
+from serve_harness import check, make_model, start_server
+
 KEY = "sk-hidream-test-key"
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    failures += 0 if cond else 1
-
-
-def make_model(tmp):
-    model = os.path.join(tmp, "vis")
-    subprocess.run([os.path.join(BUILD, "hd_make_model"), "--preset", "tiny", "--seed", "11",
-                    "--out", model, "--patch", "32", "--native", "64x64", "--noise-scale", "1",
-                    "--hidream", '{"scheduler":"unipc","steps":4,"guidance":1,"shift":1}'],
-                   check=True, stdout=subprocess.DEVNULL)
-    return model
-
-
-def start_server(tmp, model, name, *extra):
-    log = open(os.path.join(tmp, name + ".log"), "w+")
-    proc = subprocess.Popen([BIN, "serve", "-m", model, "--port", "0", *extra], stderr=log)
-    for _ in range(600):
-        time.sleep(0.1)
-        log.seek(0)
-        m = re.search(r"listening on (http://127\.0\.0\.1:(\d+)/)", log.read())
-        if m:
-            return proc, m.group(1), int(m.group(2))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    log.seek(0)
-    sys.exit("the server did not start:\n" + log.read())
 
 
 def stop(proc, name):
@@ -158,7 +125,7 @@ def main():
         check(False, f"a1111 step failed: {type(e).__name__}: {e}")
     finally:
         stop(plain, "plain")
-    if failures:
+    if h.failures:
         print(f"server logs in {tmp}")
         return 1
     shutil.rmtree(tmp, ignore_errors=True)
