@@ -80,8 +80,54 @@ add_test(NAME cli_snapped_size_is_noticed
                   g || exit 1
                   test ! -s "$d/err"]])
 
+
+# CPU commands, --help included, never map the CUDA libraries: the CUDA backend is a module
+# loaded on first use. LD_DEBUG=libs lists every library the loader maps; the same listing for
+# a `--backend cuda` run must show the module (so this test sees loads at all).
+add_test(NAME cli_cpu_commands_do_not_load_cuda
+  COMMAND sh -c [[d=$(mktemp -d) || exit 1
+                  trap 'rm -rf "$d"' EXIT
+                  m="$HIDREAM_SHARED/golden/model-tiny"
+                  LD_DEBUG=libs "$HIDREAM_BIN" --help > /dev/null 2> "$d/help" || exit 1
+                  grep -q "calling init: .*libc\.so" "$d/help" || { echo "LD_DEBUG shows nothing"; exit 1; }
+                  LD_DEBUG=libs "$HIDREAM_BIN" info "$m" > /dev/null 2> "$d/info" || exit 1
+                  LD_DEBUG=libs "$HIDREAM_BIN" generate -m "$m" -p x -o "$d/x.png" --steps 1 \
+                    --width 64 --height 64 --no-snap 2> "$d/gen" || exit 1
+                  for f in help info gen; do
+                    if grep -E "libcudart|libcublas|libhidream_cuda" "$d/$f"; then
+                      echo "$f loaded CUDA"; exit 1
+                    fi
+                  done
+                  if [ -f "$HIDREAM_BUILD/libhidream_cuda.so" ]; then
+                    LD_DEBUG=libs "$HIDREAM_BIN" generate -m "$m" -p x -o "$d/y.png" --steps 1 \
+                      --backend cuda 2> "$d/cuda"
+                    grep -q "libhidream_cuda.so" "$d/cuda" || { echo "module never loaded"; exit 1; }
+                  fi
+                  echo "no CUDA library in CPU runs"]])
+
+# The CUDA module missing or not loadable: one line naming the file, exit 2, nothing written.
+add_test(NAME cli_cuda_module_failures_are_one_line
+  COMMAND sh -c [[d=$(mktemp -d) || exit 1
+                  trap 'rm -rf "$d"' EXIT
+                  m="$HIDREAM_SHARED/golden/model-tiny"
+                  printf 'not an ELF file' > "$d/fake.so"
+                  for mod in "$d/missing.so" "$d/fake.so" "$HIDREAM_BIN"; do
+                    HIDREAM_CUDA_MODULE="$mod" "$HIDREAM_BIN" generate -m "$m" -p x \
+                      -o "$d/x.png" --steps 1 --backend cuda 2> "$d/err"
+                    rc=$?; cat "$d/err"
+                    test "$rc" -eq 2 || { echo "rc $rc for $mod"; exit 1; }
+                    test "$(wc -l < "$d/err")" -eq 1 || exit 1
+                    if [ -f "$HIDREAM_BUILD/libhidream_cuda.so" ]; then
+                      grep -qF "$mod" "$d/err" || { echo "message lacks $mod"; exit 1; }
+                    else
+                      grep -q "no CUDA support" "$d/err" || exit 1
+                    fi
+                    test ! -e "$d/x.png" || exit 1
+                  done]])
+
 set_tests_properties(cli_exit_status_table_in_help_and_readme
                      cli_unwritable_output_exits_3_and_leaves_nothing
                      cli_fifo_inputs_are_refused_without_blocking cli_snapped_size_is_noticed
+                     cli_cpu_commands_do_not_load_cuda cli_cuda_module_failures_are_one_line
                      PROPERTIES ENVIRONMENT
                      "${HD_TEST_ENV};HD_MAKE_MODEL=$<TARGET_FILE:hd_make_model>" TIMEOUT 600)

@@ -191,9 +191,20 @@ typedef struct hd_backend_options {
 } hd_backend_options;
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
-#ifdef HIDREAM_HAVE_CUDA
-int hd_backend_cuda_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
-#endif
+/* The CUDA backend lives in a module, libhidream_cuda.so, loaded on first use so that CPU runs
+ * never map the CUDA libraries. It exports these two symbols; hd_backend_create checks that the
+ * module was built from the same interface (hd_backend_abi) before calling it. The module is
+ * looked for at $HIDREAM_CUDA_MODULE, beside the running program, then in the install folder. */
+typedef int (*hd_backend_create_fn)(hd_backend **out, const hd_backend_options *opt,
+                                    hd_error *e);
+#define HD_BACKEND_CUDA_CREATE "hd_backend_cuda_create"
+#define HD_BACKEND_CUDA_ABI "hd_backend_cuda_abi"
+#define HD_BACKEND_CUDA_MODULE "libhidream_cuda.so"
+/* A fingerprint of the structures both sides share (a stale module is refused, not run). */
+static inline uint32_t hd_backend_abi(void) {
+    return (uint32_t)(sizeof(hd_backend_ops) * 131u + sizeof(hd_backend_options) * 31u +
+                      sizeof(hd_tensor) * 7u + sizeof(hd_error) + (uint32_t)HD_DTYPE_COUNT);
+}
 /* Creates the backend named "cpu" or "cuda". */
 int hd_backend_create(hd_backend **out, const char *name, const hd_backend_options *opt,
                       hd_error *e);

@@ -401,8 +401,13 @@ static const hd_backend_ops cuda_ops = {
 /* cublasLt workspace: enough for the split-K algorithms of the model's shapes. */
 #define LT_WORKSPACE ((size_t)32 << 20)
 
-extern "C" int hd_backend_cuda_create(hd_backend **out, const hd_backend_options *opt,
-                                      hd_error *e) {
+/* The module's two exports (backend.h): everything else in it is hidden. */
+extern "C" __attribute__((visibility("default"))) uint32_t hd_backend_cuda_abi(void) {
+    return hd_backend_abi();
+}
+
+extern "C" __attribute__((visibility("default"))) int
+hd_backend_cuda_create(hd_backend **out, const hd_backend_options *opt, hd_error *e) {
     *out = NULL;
     hd_backend_options o;
     memset(&o, 0, sizeof o);
