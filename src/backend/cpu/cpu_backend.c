@@ -305,10 +305,11 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     cpu->k = isa == HD_ISA_AVX512 ? &hd_cpu_kernels_avx512
              : isa == HD_ISA_AVX2 ? &hd_cpu_kernels_avx2
                                   : &hd_cpu_kernels_scalar;
-    if (o.gemm_bf16 && isa == HD_ISA_AVX512) {
+    if (o.gemm_bf16) {
         hd_cpu_features f;
         hd_cpu_features_detect(&f);
-        if (f.avx512bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
+        if (isa == HD_ISA_AVX512 && f.avx512bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
+        else cpu->round_bf16 = 1;
     }
     /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */
     const hd_cpu_kernels *k = cpu->k;

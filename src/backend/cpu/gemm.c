@@ -63,6 +63,11 @@ void hd_gemm_ukr_scalar(int64_t kc, const float *ap, const float *bp, float *c, 
     }
 }
 
+/* In place: every float becomes the value its bf16 rounding leaves. */
+static void round_bf16_panel(float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) p[i] = hd_round_bf16(p[i]);
+}
+
 /* ---- driver ---- */
 
 typedef struct gemm_job {
@@ -107,14 +112,16 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
         int64_t kcp = (kc + kn->ku - 1) / kn->ku * kn->ku;
         for (int64_t jr = n0; jr < n1; jr += NR) {
             int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
-            kn->pack_b(g->wdt, g->w + (size_t)(jr * g->ldw + pc) * es, g->ldw, nr, kc,
-                       bp + ((jr - n0) / NR) * kcp * NR);
+            float *panel = bp + ((jr - n0) / NR) * kcp * NR;
+            kn->pack_b(g->wdt, g->w + (size_t)(jr * g->ldw + pc) * es, g->ldw, nr, kc, panel);
+            if (g->cpu->round_bf16 && g->wdt != HD_BF16) round_bf16_panel(panel, kcp * NR);
         }
         /* One MR-row panel of x at a time: it stays in L1 while the micro-kernel sweeps the
          * packed W block (in L2) from left to right. */
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
             kn->pack_a(g->x + ir * g->ldx + pc, g->ldx, mr, kc, ap);
+            if (g->cpu->round_bf16) round_bf16_panel(ap, kcp * MR);
             for (int64_t jr = n0; jr < n1; jr += NR) {
                 int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
                 kn->gemm_ukr(kcp, ap, bp + ((jr - n0) / NR) * kcp * NR, g->y + ir * g->ldy + jr,
@@ -183,7 +190,7 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
         hd_cpu_for_rows(cpu, M, N, bias_rows, &b);
         return;
     }
-    if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16) {
+    if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16 && !cpu->round_bf16) {
         gemv(cpu, y, x, w, bias);
         return;
     }

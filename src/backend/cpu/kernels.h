@@ -172,6 +172,10 @@ typedef struct hd_cpu {
     int n_threads;
     const hd_cpu_kernels *k;
     float **scratch; /* n_threads buffers of HD_CPU_SCRATCH_FLOATS */
+    /* gemm_bf16 on an ISA without bf16 dot products: linear rounds its packed operands to bf16
+     * and multiplies them in float32 (exact products), so the option means the same numerics
+     * on every machine instead of silently being the exact path. */
+    int round_bf16;
 } hd_cpu;
 
 static inline hd_cpu *hd_cpu_of(hd_backend *be) { return (hd_cpu *)be->impl; }
