@@ -28,7 +28,9 @@ static double now_s(void) {
 }
 
 /* Random bf16 values from a counter hash: N(0, ~0.02) weights, ones for the norms. */
-static void fill(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
+static int fill(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                hd_error *e) {
+    (void)e;
     uint16_t *o = buf;
     int norm = strstr(it->name, "norm") != NULL;
     for (size_t i = 0; i < n / 2; i++) {
@@ -39,6 +41,7 @@ static void fill(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf,
         float u = (float)(x >> 40) / 16777216.0f - 0.5f;
         o[i] = hd_f32_to_bf16(norm ? 1.0f : u * 0.07f);
     }
+    return 0;
 }
 
 static int write_model(const char *dir, const shape *s) {

@@ -144,6 +144,22 @@ void hd_model_free(hd_model *m);
 /* Directory base name (used in image metadata). */
 const char *hd_model_name(const hd_model *m);
 
+/* ---- quantized checkpoints ---------------------------------------------------------------- */
+typedef struct hd_quantize_report {
+    int quantized;      /* matrices stored in the requested type */
+    int fallback;       /* matrices whose rows are not whole blocks of it: stored as Q8_0 */
+    int kept;           /* tensors kept in their dtype (vectors, tables) */
+    uint64_t bytes_in;  /* tensor bytes read */
+    uint64_t bytes_out; /* tensor bytes written */
+} hd_quantize_report;
+
+/* Writes OUT_DIR/model.gguf from the model directory IN_DIR (validated first, as hd_model_load
+ * does) with its matrices quantized to `type` ("q8_0", "q4_0", "q4_k", "q5_k", "q6_k"), and
+ * copies config.json, the tokenizer and the other small files beside it, so that OUT_DIR is a
+ * model directory. The GGUF file is written to a temporary name and renamed. */
+int hd_quantize(const char *in_dir, const char *out_dir, const char *type,
+                hd_quantize_report *rep, hd_error *e);
+
 /* ---- generation --------------------------------------------------------------------------- */
 typedef enum hd_mode { HD_MODE_FULL = 0, HD_MODE_DEV = 1 } hd_mode;
 

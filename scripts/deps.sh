@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hidream.c builds and tests with, then the test-only Python
 # clients from PyPI into build-venv/ (the official `openai` client and the AUTOMATIC1111 client
-# `webuiapi`, used by tests/serve_clients.py; never a runtime dependency) when called with --test
+# `webuiapi`, used by tests/serve_clients.py, and `gguf`, whose reference block (de)quantizer
+# tests/quant_parity.py compares with; never a runtime dependency) when called with --test
 # (test.sh does; run.sh does not, so building and running needs no PyPI). Idempotent; the apt
 # part needs root (or sudo).
 set -euo pipefail
@@ -25,7 +26,7 @@ fi
 # Test-only Python packages (PyPI), pinned, in a virtualenv at the source root that every build
 # directory's ctest uses (build/, build-asan/, ...).
 venv="$root/build-venv"
-py_pins=(openai==3.63.0 webuiapi==0.9.17)
+py_pins=(openai==3.63.0 webuiapi==0.9.17 gguf==0.19.0)
 have_pins() {
   [ -x "$venv/bin/python" ] || return 1
   local frozen

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/cpu_features.h"
+#include "core/quant.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -185,6 +186,99 @@ static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
             hd_backend_destroy(cx.be);
         }
     }
+}
+
+/* ---- block-quantized weights ---- */
+
+typedef void (*quant_row_fn)(const float *src, void *dst, int64_t n);
+
+/* A [rows, cols] weight quantized to dt; *val receives its dequantized values. */
+static void *make_quantized(hd_dtype dt, int64_t rows, int64_t cols, float **val) {
+    static const struct { hd_dtype dt; quant_row_fn fn; } q[] = {
+        {HD_Q8_0, hd_quant_q8_0}, {HD_Q4_0, hd_quant_q4_0}, {HD_Q4_K, hd_quant_q4_k},
+        {HD_Q5_K, hd_quant_q5_k}, {HD_Q6_K, hd_quant_q6_k}};
+    size_t rb = (size_t)hd_dtype_row_bytes(dt, cols);
+    uint8_t *data = malloc(rb * (size_t)rows);
+    float *src = malloc((size_t)(rows * cols) * sizeof *src);
+    *val = malloc((size_t)(rows * cols) * sizeof **val);
+    for (int64_t i = 0; i < rows * cols; i++) src[i] = frand(-1, 1);
+    for (size_t k = 0; k < sizeof q / sizeof *q; k++)
+        if (q[k].dt == dt)
+            for (int64_t r = 0; r < rows; r++) q[k].fn(src + r * cols, data + (size_t)r * rb, cols);
+    CHECK(hd_convert_to_f32(dt, data, *val, (size_t)(rows * cols)) == 0);
+    free(src);
+    return data;
+}
+
+/* linear with a quantized weight equals the double product with its dequantized values: the
+ * kernels dequantize inside the packing, with K-slices cut to whole blocks (K beyond one slice
+ * checks that), on every ISA; gather_rows reads quantized tables the same way. */
+static void test_quantized_weights_multiply_as_their_dequantized_values(ctx *c) {
+    static const struct { int64_t M, N, K; } shapes[] = {
+        {1, 37, 256}, {17, 100, 512}, {130, 70, 768}, {5, 33, 1024}, {29, 65, 32}};
+    hd_dtype dts[] = {HD_Q8_0, HD_Q4_0, HD_Q4_K, HD_Q5_K, HD_Q6_K};
+    hd_backend *be = c->be;
+    hd_error e = {0};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (int di = 0; di < 5; di++) {
+            int64_t M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
+            if (K % hd_dtype_block(dts[di])) continue;
+            float *wv;
+            void *wq = make_quantized(dts[di], N, K, &wv);
+            hd_tensor w, xp, yp;
+            CHECKF(hd_backend_bind_weight(be, &w, HD_USE_LINEAR, dts[di], N, K, wq, &e) == 0, "%s",
+                   e.msg);
+            hd_tensor x = make_view(be, &xp, M, K, (int)si % 2), y = make_view(be, &yp, M, N, 0);
+            be->ops->linear(be, &y, &x, &w, NULL);
+            errstat st = {0};
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        double p = (double)at(&x, i, k) * wv[j * K + k];
+                        ref += p;
+                        mag += fabs(p);
+                    }
+                    err_add(&st, at(&y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
+                }
+            CHECK_ERR(st, "linear M=%lld N=%lld K=%lld %s", (long long)M, (long long)N,
+                      (long long)K, hd_dtype_name(dts[di]));
+            /* the same weight as an embedding table: rows 3, 0 and N-1 */
+            int32_t ids[3] = {3, 0, (int32_t)N - 1};
+            hd_tensor gp, g = make_view(be, &gp, 3, K, 0);
+            be->ops->gather_rows(be, &g, &w, ids, 3);
+            int same = 1;
+            for (int r = 0; r < 3; r++)
+                for (int64_t k = 0; k < K; k++) same &= at(&g, r, k) == wv[ids[r] * K + k];
+            CHECKF(same, "gather_rows %s K=%lld", hd_dtype_name(dts[di]), (long long)K);
+            hd_tensor_free(be, &gp);
+            hd_tensor_free(be, &xp);
+            hd_tensor_free(be, &yp);
+            free(wq);
+            free(wv);
+        }
+}
+
+/* Binding asks the backend first: formats it cannot use for a purpose, rows that are not whole
+ * blocks and non-weight dtypes are refused with a line naming the format. */
+static void test_bind_refuses_unsupported_formats_and_partial_blocks(void) {
+    hd_backend *be = NULL;
+    hd_error e = {0};
+    hd_backend_options o = {.n_threads = 1};
+    CHECK(hd_backend_create(&be, "cpu", &o, &e) == 0);
+    if (!be) return;
+    uint8_t buf[1024] = {0};
+    hd_tensor t;
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_Q4_K, 1, 256, buf, &e) ==
+          HD_EUNSUPPORTED);
+    CHECKF(strstr(e.msg, "Q4_K") && strstr(e.msg, "vector"), "%s", e.msg);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q8_0, 2, 48, buf, &e) == HD_EFORMAT);
+    CHECKF(strstr(e.msg, "Q8_0") && strstr(e.msg, "48"), "%s", e.msg);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_I8, 2, 4, buf, &e) == HD_EUNSUPPORTED);
+    CHECKF(strstr(e.msg, "I8"), "%s", e.msg);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q6_K, 2, 256, buf, &e) == 0);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_BF16, 1, 8, buf, &e) == 0);
+    hd_backend_destroy(be);
 }
 
 /* ---- attention ---- */
@@ -597,6 +691,7 @@ int main(void) {
     RUN_TEST(test_backend_create_rejects_bad_requests);
     RUN_TEST(test_vector_exp_within_two_ulp);
     RUN_TEST(test_linear_bf16_option_matches_bf16_rounded_reference);
+    RUN_TEST(test_bind_refuses_unsupported_formats_and_partial_blocks);
     int threads[] = {1, 2, 3};
     for (int isa = HD_ISA_SCALAR; isa <= HD_ISA_AVX512; isa++) {
         if (!hd_cpu_isa_supported(isa)) {
@@ -617,6 +712,7 @@ int main(void) {
         printf("%s %s\n", hd_test_failures == before_ ? "ok  " : "FAIL", #fn);     \
     } while (0)
             RUN_CTX(test_linear_matches_double_reference);
+            RUN_CTX(test_quantized_weights_multiply_as_their_dequantized_values);
             RUN_CTX(test_attention_matches_double_reference_for_all_masks);
             RUN_CTX(test_rmsnorm_grouped_and_in_place);
             RUN_CTX(test_layernorm_with_weight_and_bias);

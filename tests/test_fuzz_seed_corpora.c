@@ -1,6 +1,6 @@
 /* Every fuzz target (fuzz/fuzz_*.c) has a seed corpus of at least three files under
  * fuzz/corpus/<target>/ (scripts/fuzz-smoke.sh, run by test.sh, starts from it), and the
- * safetensors seeds are valid files that parse, so the fuzzer starts past the 8-byte header. */
+ * safetensors and GGUF seeds are valid files that parse, so the fuzzer starts past the header. */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,12 +42,13 @@ static void every_fuzz_target_has_a_seed_corpus(void) {
     CHECKF(targets >= 6, "only %d fuzz targets found", targets);
 }
 
-static void safetensors_seeds_are_valid_files(void) {
+/* Every seed of `target` parses; returns the largest tensor count seen (-1: no directory). */
+static int seeds_parse(const char *target) {
     char dir[1100];
-    snprintf(dir, sizeof dir, "%s/fuzz/corpus/fuzz_safetensors", src);
+    snprintf(dir, sizeof dir, "%s/fuzz/corpus/%s", src, target);
     DIR *d = opendir(dir);
     CHECK(d != NULL);
-    if (!d) return;
+    if (!d) return -1;
     int most = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -65,7 +66,19 @@ static void safetensors_seeds_are_valid_files(void) {
         free(buf);
     }
     closedir(d);
+    return most;
+}
+
+static void safetensors_seeds_are_valid_files(void) {
+    int most = seeds_parse("fuzz_safetensors");
     CHECKF(most >= 10, "no seed with many tensors (most %d)", most);
+}
+
+/* and the GGUF seeds (written by the PyPI gguf package: fuzz/make_gguf_seeds.py) too, one of
+ * them holding every block format */
+static void gguf_seeds_are_valid_files(void) {
+    int most = seeds_parse("fuzz_gguf");
+    CHECKF(most >= 6, "no seed with every format (most %d tensors)", most);
 }
 
 int main(void) {
@@ -74,5 +87,6 @@ int main(void) {
     snprintf(src, sizeof src, "%s", s);
     RUN_TEST(every_fuzz_target_has_a_seed_corpus);
     RUN_TEST(safetensors_seeds_are_valid_files);
+    RUN_TEST(gguf_seeds_are_valid_files);
     return hd_test_finish();
 }

@@ -245,11 +245,14 @@ static void test_typed_reads_convert_and_check_counts(void) {
 
 /* ---- writer --------------------------------------------------------------------------------- */
 
-static void fill_ramp(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
+static int fill_ramp(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                     hd_error *e) {
+    (void)e;
     (void)ctx;
     (void)it;
     for (size_t i = 0; i < n; i++)
         ((unsigned char *)buf)[i] = (unsigned char)((off + i) * 7);
+    return 0;
 }
 
 static void test_write_round_trip(void) {
@@ -467,11 +470,14 @@ static const char mini_config[] =
     "\"out_hidden_size\":16,\"num_position_embeddings\":9,\"deepstack_visual_indexes\":[0,2],"
     "\"hidden_act\":\"gelu_pytorch_tanh\"}}";
 
-static void fill_zero(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
+static int fill_zero(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                     hd_error *e) {
+    (void)e;
     (void)ctx;
     (void)it;
     (void)off;
     memset(buf, 0, n);
+    return 0;
 }
 
 typedef struct model_items {

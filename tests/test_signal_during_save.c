@@ -62,10 +62,13 @@ static void write_big_png(void) {
     _exit(hd_image_save(path, &im, NULL, &e) == 0 ? 0 : 4);
 }
 
-static void slow_fill(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
+static int slow_fill(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                     hd_error *e) {
+    (void)e;
     (void)ctx, (void)it, (void)off;
     memset(buf, 0, n);
     sleep_ms(40);
+    return 0;
 }
 
 static void write_slow_safetensors(void) {

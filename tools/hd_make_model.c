@@ -324,7 +324,9 @@ static float gauss_at(uint64_t key, uint64_t i) {
     return (s / 65535.0f - 2.0f) * 1.7320508f;
 }
 
-static void fill_tensor(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n) {
+static int fill_tensor(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                       hd_error *e) {
+    (void)e;
     const tensor_plan *tp = ctx;
     size_t es = hd_dtype_size(it->dtype);
     uint64_t first = off / es;
@@ -340,6 +342,7 @@ static void fill_tensor(void *ctx, const hd_st_write_item *it, uint64_t off, voi
             memcpy((char *)buf + 4 * k, &v, 4);
         }
     }
+    return 0;
 }
 
 static int ends_with(const char *s, const char *suffix) {

@@ -13,9 +13,10 @@ static const char *st_path(const hd_safetensors *st, const hd_st_tensor *t) {
                ? st->files[t->file].path : "model";
 }
 
-/* Binds weight `name` (prefix + name), checking shape [rows, cols] ([cols] for rows == 1). */
-static int bind(hd_lm *m, hd_tensor *w, const char *prefix, const char *name, int64_t rows,
-                int64_t cols, hd_error *e) {
+/* Binds weight `name` (prefix + name) for `use`, checking shape [rows, cols] ([cols] for
+ * rows == 1). */
+static int bind_use(hd_lm *m, hd_tensor *w, const char *prefix, const char *name, int64_t rows,
+                    int64_t cols, hd_weight_use use, hd_error *e) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", prefix, name);
     const hd_st_tensor *t = hd_st_find(&m->st, full);
@@ -26,19 +27,26 @@ static int bind(hd_lm *m, hd_tensor *w, const char *prefix, const char *name, in
         return hd_fail(e, HD_EMISMATCH, "%s: tensor '%s': shape does not match config.json "
                                         "(expected [%lld, %lld])", st_path(&m->st, t), full,
                        (long long)rows, (long long)cols);
-    if (t->dtype != HD_BF16 && t->dtype != HD_F16 && t->dtype != HD_F32)
-        return hd_fail(e, HD_EUNSUPPORTED, "%s: tensor '%s': dtype %s (BF16, F16 or F32 needed)",
-                       st_path(&m->st, t), full, hd_dtype_name(t->dtype));
-    int rc = m->be->ops->weight(m->be, w, t->dtype, rows, cols, t->data, e);
+    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor '%s'", st_path(&m->st, t), full);
     return rc;
+}
+
+static int bind(hd_lm *m, hd_tensor *w, const char *prefix, const char *name, int64_t rows,
+                int64_t cols, hd_error *e) {
+    return bind_use(m, w, prefix, name, rows, cols, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR, e);
 }
 
 static int bind_all(hd_lm *m, hd_error *e) {
     const hd_lm_config *c = &m->cfg;
     int64_t D = c->dim, qd = (int64_t)c->n_heads * c->head_dim, kd = (int64_t)c->n_kv_heads * c->head_dim;
     const char *p = c->prefix;
-    HD_TRY(bind(m, &m->embed, p, "embed_tokens.weight", c->vocab, D, e));
+    HD_TRY(bind_use(m, &m->embed, p, "embed_tokens.weight", c->vocab, D, HD_USE_ROWS, e));
+    /* a tied head is also the w of the vocabulary product */
+    if (c->tied && !m->be->ops->supports(m->be, HD_USE_LINEAR, m->embed.dtype))
+        return hd_fail(e, HD_EUNSUPPORTED, "model: tied embed_tokens.weight: the %s backend cannot "
+                       "use %s weights for matrix products", m->be->ops->name,
+                       hd_dtype_name(m->embed.dtype));
     HD_TRY(bind(m, &m->final_norm, p, "norm.weight", 1, D, e));
     if (c->tied) m->lm_head = m->embed;
     else HD_TRY(bind(m, &m->lm_head, "", "lm_head.weight", c->vocab, D, e));

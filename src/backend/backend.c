@@ -103,3 +103,27 @@ int hd_backend_create(hd_backend **out, const char *name, const hd_backend_optio
 void hd_backend_destroy(hd_backend *be) {
     if (be && be->ops && be->ops->destroy) be->ops->destroy(be);
 }
+
+const char *hd_weight_use_name(hd_weight_use use) {
+    switch (use) {
+    case HD_USE_LINEAR: return "matrix products";
+    case HD_USE_ROWS: return "embedding lookups";
+    case HD_USE_VECTOR: return "vector parameters";
+    default: return "?";
+    }
+}
+
+int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_dtype dtype,
+                           int64_t rows, int64_t cols, const void *host, hd_error *e) {
+    memset(t, 0, sizeof *t);
+    if (!hd_dtype_is_weight(dtype))
+        return hd_fail(e, HD_EUNSUPPORTED, "dtype %s is not a weight format", hd_dtype_name(dtype));
+    int blk = hd_dtype_block(dtype);
+    if (cols % blk != 0)
+        return hd_fail(e, HD_EFORMAT, "%s rows of %lld values are not whole blocks of %d",
+                       hd_dtype_name(dtype), (long long)cols, blk);
+    if (!be->ops->supports(be, use, dtype))
+        return hd_fail(e, HD_EUNSUPPORTED, "the %s backend cannot use %s weights for %s",
+                       be->ops->name, hd_dtype_name(dtype), hd_weight_use_name(use));
+    return be->ops->weight(be, t, dtype, rows, cols, host, e);
+}

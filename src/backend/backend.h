@@ -9,8 +9,11 @@
  * ([1152,3,2,16,16] -> [1152,1536]). Views (row ranges, column ranges) share memory with their
  * parent and are made with hd_view_rows / hd_view_cols; they must not outlive it.
  *
- * Activations are float32. Weights keep the dtype they were stored in (BF16, F16 or F32) and are
- * widened inside the kernels; accumulation is float32. All ops are synchronous from the caller's
+ * Activations are float32. Weights keep the format they were stored in (BF16, F16, F32 or a GGUF
+ * block-quantized format, see core/dtype.h) and are widened inside the kernels; accumulation is
+ * float32. Which formats a backend can use for which purpose it says through supports(), asked
+ * when a model binds its weights (hd_backend_bind_weight), so a model the backend cannot run
+ * fails at load with one line naming the tensor, never in the middle of a forward. All ops are synchronous from the caller's
  * point of view (a backend may queue work, but read() returns finished results). */
 #ifndef HD_BACKEND_H
 #define HD_BACKEND_H
@@ -23,6 +26,14 @@
 #include "hidream.h"
 
 typedef struct hd_backend hd_backend;
+
+/* What a bound weight is used for; backends support formats per use. */
+typedef enum hd_weight_use {
+    HD_USE_LINEAR = 0, /* the w of linear (the forward matrix product) */
+    HD_USE_ROWS,       /* a table read by gather_rows (token embeddings) */
+    HD_USE_VECTOR,     /* a 1×N parameter: norm weights, biases, positional tables */
+    HD_USE_COUNT
+} hd_weight_use;
 
 typedef struct hd_tensor {
     hd_dtype dtype;
@@ -65,6 +76,8 @@ typedef struct hd_backend_ops {
      * without copying, a device backend uploads it. */
     int (*weight)(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows, int64_t cols,
                   const void *host, hd_error *e);
+    /* 1 if a weight stored as dtype can serve `use` on this backend (asked at bind time). */
+    int (*supports)(hd_backend *be, hd_weight_use use, hd_dtype dtype);
     /* Host <-> device for float32 tensors (honouring the stride). */
     void (*write)(hd_backend *be, hd_tensor *dst, const float *src);
     void (*read)(hd_backend *be, const hd_tensor *src, float *dst);
@@ -125,7 +138,8 @@ typedef struct hd_backend_ops {
      * before anything runs. Gradients and optimizer state are float32 tensors from alloc;
      * trainable weights are float32 tensors from alloc (written with write), so linear & co.
      * take them like any weight. "dX = " overwrites, "dX += " accumulates. */
-    /* dx[M,K] = (accumulate ? dx : 0) + dy[M,N] · w[N,K]   (w any weight dtype) */
+    /* dx[M,K] = (accumulate ? dx : 0) + dy[M,N] · w[N,K]   (w BF16, F16 or F32: frozen weights a
+     * model binds for training are never block-quantized) */
     void (*linear_dx)(hd_backend *be, hd_tensor *dx, const hd_tensor *dy, const hd_tensor *w,
                       int accumulate);
     /* dw[N,K] += dy[M,N]ᵀ · x[M,K]; db[1,N] += Σ_rows dy (db may be NULL) */
@@ -210,10 +224,18 @@ int hd_backend_create(hd_backend **out, const char *name, const hd_backend_optio
                       hd_error *e);
 void hd_backend_destroy(hd_backend *be);
 
+/* Binds a model weight of `rows`×`cols` values stored as dtype at host: checks that dtype is a
+ * weight format whose blocks tile the rows and that the backend supports it for `use`, then
+ * calls ops->weight. Errors are one line (the caller prefixes the tensor name). */
+int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_dtype dtype,
+                           int64_t rows, int64_t cols, const void *host, hd_error *e);
+const char *hd_weight_use_name(hd_weight_use use);
+
 /* ---- helpers shared by every backend (no device access) ---- */
+/* (For a block-quantized weight, offsets are whole blocks: c0 a multiple of the block size.) */
 static inline hd_tensor hd_view_rows(const hd_tensor *t, int64_t r0, int64_t n) {
     hd_tensor v = *t;
-    v.data = (char *)t->data + (size_t)r0 * (size_t)t->stride * hd_dtype_size(t->dtype);
+    v.data = (char *)t->data + (size_t)r0 * (size_t)hd_dtype_row_bytes(t->dtype, t->stride);
     v.rows = n;
     v.owned = 0;
     return v;
@@ -221,7 +243,7 @@ static inline hd_tensor hd_view_rows(const hd_tensor *t, int64_t r0, int64_t n) 
 
 static inline hd_tensor hd_view_cols(const hd_tensor *t, int64_t c0, int64_t n) {
     hd_tensor v = *t;
-    v.data = (char *)t->data + (size_t)c0 * hd_dtype_size(t->dtype);
+    v.data = (char *)t->data + (size_t)hd_dtype_row_bytes(t->dtype, c0);
     v.cols = n;
     v.owned = 0;
     return v;

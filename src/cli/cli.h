@@ -15,5 +15,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_refine(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/config.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/inventory.h"
 #include "pipeline/pipeline.h"
@@ -226,7 +227,11 @@ int cmd_info(int argc, char **argv) {
     uint64_t disk = 0;
     for (int i = 0; i < st->n_files; i++)
         disk += st->files[i].size;
-    printf("files         %d safetensors file%s, %d tensors, %.2f GiB on disk; dtypes:", st->n_files,
+    const char *kind = st->n_files > 0 && st->files[0].map &&
+                               hd_gguf_is_gguf(st->files[0].map, st->files[0].size)
+                           ? "GGUF"
+                           : "safetensors";
+    printf("files         %d %s file%s, %d tensors, %.2f GiB on disk; dtypes:", st->n_files, kind,
            st->n_files == 1 ? "" : "s", st->n_tensors, (double)disk / GIB);
     for (int d = 0; d < HD_DTYPE_COUNT; d++)
         if (n_per_dtype[d])

@@ -19,6 +19,7 @@ static const struct {
     {"shapes", cmd_shapes, "write the shapes world (spec 09) as captioned images, or its tokenizer"},
     {"eval", cmd_eval, "score a model (or a folder of images) on the shapes world"},
     {"serve", cmd_serve, "serve the model over HTTP: OpenAI Images, A1111, jobs API, web page"},
+    {"quantize", cmd_quantize, "write a model directory with GGUF-quantized weights (q8_0 .. q6_k)"},
     {"train", cmd_train, "train a model from a recipe (JSON): loss, checkpoints, samples, export"},
     {"refine", cmd_refine, "rewrite a raw request into a detailed prompt (prompt agent, spec 07)"},
 };

@@ -19,12 +19,9 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/temp_guard.h"
+#include "io/gguf.h"
 
-/* Byte range of one tensor inside the data area, kept only while a file is validated. */
-typedef struct st_range {
-    uint64_t begin, end;
-    const char *name;
-} st_range;
+typedef hd_st_range st_range;
 
 static uint64_t read_u64_le(const uint8_t *p) {
     uint64_t v = 0;
@@ -58,9 +55,8 @@ static int shape_bytes(const int64_t *shape, int ndim, size_t esize, int64_t *nu
     return 0;
 }
 
-/* Appends one tensor slot to st (grows the array). */
-static int push_tensor(hd_safetensors *st, int *cap, hd_st_tensor **out, const char *what,
-                       hd_error *e) {
+int hd_st_push_tensor(hd_safetensors *st, int *cap, hd_st_tensor **out, const char *what,
+                      hd_error *e) {
     if (st->n_tensors == *cap) {
         int nc = *cap ? *cap * 2 : 64;
         hd_st_tensor *t = realloc(st->tensors, (size_t)nc * sizeof *t);
@@ -154,9 +150,31 @@ static int parse_entry(hd_st_tensor *t, json_t *v, uint64_t data_len, const char
     return 0;
 }
 
-/* Validates the image of file `file` (buf, len) and appends its tensors to st. */
+/* After sorting by begin, a non-empty range must start at or after the furthest end seen so
+ * far. Empty ranges occupy no bytes and never overlap. */
+int hd_st_check_overlaps(hd_st_range *ranges, size_t n_ranges, const char *what, hd_error *e) {
+    if (n_ranges < 2) return 0;
+    qsort(ranges, n_ranges, sizeof *ranges, cmp_range);
+    const st_range *far = NULL;
+    for (size_t i = 0; i < n_ranges; i++) {
+        const st_range *r = &ranges[i];
+        if (r->end == r->begin) continue;
+        if (far && r->begin < far->end)
+            return hd_fail(e, HD_EFORMAT,
+                           "%s: tensor '%s': bytes [%llu, %llu) overlap tensor '%s' [%llu, %llu)",
+                           what, r->name, (unsigned long long)r->begin, (unsigned long long)r->end,
+                           far->name, (unsigned long long)far->begin,
+                           (unsigned long long)far->end);
+        if (!far || r->end > far->end) far = r;
+    }
+    return 0;
+}
+
+/* Validates the image of file `file` (buf, len) and appends its tensors to st: a GGUF image
+ * (by its magic) or a safetensors one. */
 static int parse_image(hd_safetensors *st, int file, const uint8_t *buf, size_t len,
                        const char *what, hd_error *e) {
+    if (hd_gguf_is_gguf(buf, len)) return hd_gguf_parse(st, file, buf, len, what, e);
     if (len < 8)
         return hd_fail(e, HD_EFORMAT, "%s: file is %zu bytes, shorter than the 8-byte header size",
                        what, len);
@@ -199,7 +217,7 @@ static int parse_image(hd_safetensors *st, int file, const uint8_t *buf, size_t 
             continue;
         }
         hd_st_tensor *t = NULL;
-        if ((rc = push_tensor(st, &cap, &t, what, e)) < 0) break;
+        if ((rc = hd_st_push_tensor(st, &cap, &t, what, e)) < 0) break;
         t->name = strdup(key);
         if (!t->name) {
             rc = hd_fail(e, HD_ENOMEM, "%s: out of memory for tensor names", what);
@@ -213,25 +231,7 @@ static int parse_image(hd_safetensors *st, int file, const uint8_t *buf, size_t 
         ranges[n_ranges++] = (st_range){b, en, t->name};
     }
 
-    /* Overlap check: after sorting by begin, a non-empty range must start at or after the
-     * furthest end seen so far. Empty ranges occupy no bytes and never overlap. */
-    if (rc == 0 && n_ranges > 1) {
-        qsort(ranges, n_ranges, sizeof *ranges, cmp_range);
-        const st_range *far = NULL;
-        for (size_t i = 0; i < n_ranges; i++) {
-            const st_range *r = &ranges[i];
-            if (r->end == r->begin) continue;
-            if (far && r->begin < far->end) {
-                rc = hd_fail(e, HD_EFORMAT,
-                             "%s: tensor '%s': bytes [%llu, %llu) overlap tensor '%s' [%llu, %llu)",
-                             what, r->name, (unsigned long long)r->begin,
-                             (unsigned long long)r->end, far->name, (unsigned long long)far->begin,
-                             (unsigned long long)far->end);
-                break;
-            }
-            if (!far || r->end > far->end) far = r;
-        }
-    }
+    if (rc == 0) rc = hd_st_check_overlaps(ranges, n_ranges, what, e);
     free(ranges);
     json_decref(root);
     return rc;
@@ -449,17 +449,20 @@ done:
 
 int hd_st_open_dir(hd_safetensors *st, const char *dir, hd_error *e) {
     memset(st, 0, sizeof *st);
-    char index_path[4096], single[4096];
+    char index_path[4096], single[4096], gguf[4096];
     snprintf(index_path, sizeof index_path, "%s/model.safetensors.index.json", dir);
     snprintf(single, sizeof single, "%s/model.safetensors", dir);
+    snprintf(gguf, sizeof gguf, "%s/model.gguf", dir);
     int rc;
     if (file_exists(index_path)) {
         rc = open_sharded(st, dir, index_path, e);
-    } else if (file_exists(single)) {
-        rc = open_append(st, single, e);
-        if (rc == 0) rc = finish_table(st, single, e);
+    } else if (file_exists(single) || file_exists(gguf)) {
+        const char *path = file_exists(single) ? single : gguf;
+        rc = open_append(st, path, e);
+        if (rc == 0) rc = finish_table(st, path, e);
     } else {
-        rc = hd_fail(e, HD_EIO, "%s: no model.safetensors or model.safetensors.index.json", dir);
+        rc = hd_fail(e, HD_EIO,
+                     "%s: no model.safetensors, model.safetensors.index.json or model.gguf", dir);
     }
     if (rc < 0) hd_st_close(st);
     return rc;
@@ -487,7 +490,7 @@ int hd_st_read_f32(const hd_st_tensor *t, float *out, size_t n, hd_error *e) {
                        hd_dtype_name(t->dtype));
     if (rc == 1) return 0;
     size_t es = hd_dtype_size(t->dtype);
-    if ((uintptr_t)t->data % es == 0) {
+    if (es == 0 || (uintptr_t)t->data % es == 0) { /* (quantized blocks are read bytewise) */
         hd_convert_to_f32(t->dtype, t->data, out, n);
         return 0;
     }
@@ -513,14 +516,15 @@ int hd_st_read_f64(const hd_st_tensor *t, double *out, size_t n, hd_error *e) {
         memcpy(out, src, n * sizeof *out);
         return 0;
     }
-    /* every other float type converts exactly to float32, then widens exactly */
-    size_t es = hd_dtype_size(t->dtype);
+    /* every other float type converts exactly to float32, then widens exactly; a chunk is whole
+     * blocks of a quantized type (numel is whole rows of blocks, so the tail is too) */
     _Alignas(8) unsigned char bounce[ST_BOUNCE_BYTES];
     float tmp[ST_BOUNCE_BYTES / 4];
-    size_t per = ST_BOUNCE_BYTES / 4;
+    size_t blk = (size_t)hd_dtype_block(t->dtype), per = ST_BOUNCE_BYTES / 4 / blk * blk;
     for (size_t i = 0; i < n; i += per) {
         size_t c = n - i < per ? n - i : per;
-        memcpy(bounce, src + i * es, c * es);
+        memcpy(bounce, src + hd_dtype_row_bytes(t->dtype, (int64_t)i),
+               hd_dtype_row_bytes(t->dtype, (int64_t)c));
         hd_convert_to_f32(t->dtype, bounce, tmp, c);
         for (size_t j = 0; j < c; j++)
             out[i + j] = tmp[j];
@@ -676,7 +680,7 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
         }
         for (uint64_t off = 0; off < nbytes && rc == 0; off += ST_WRITE_CHUNK) {
             size_t c = nbytes - off < ST_WRITE_CHUNK ? (size_t)(nbytes - off) : ST_WRITE_CHUNK;
-            it->fill(it->fill_ctx, it, off, chunk, c);
+            if ((rc = it->fill(it->fill_ctx, it, off, chunk, c, e)) < 0) break;
             if (write_all(f, chunk, c))
                 rc = hd_fail(e, HD_EIO, "%s: tensor '%s': write failed: %s", tmp, it->name,
                              strerror(errno));

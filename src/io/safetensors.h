@@ -44,8 +44,9 @@ typedef struct hd_safetensors {
 /* Opens one .safetensors file. On failure *st is left empty (safe to hd_st_close). */
 int hd_st_open(hd_safetensors *st, const char *path, hd_error *e);
 
-/* Opens a model directory: DIR/model.safetensors, or DIR/model.safetensors.index.json and every
- * shard it names (each shard must hold exactly the tensors the index maps to it). */
+/* Opens a model directory: DIR/model.safetensors.index.json and every shard it names (each shard
+ * must hold exactly the tensors the index maps to it), else DIR/model.safetensors, else
+ * DIR/model.gguf. (Any file given to these openers may be GGUF: see io/gguf.h.) */
 int hd_st_open_dir(hd_safetensors *st, const char *dir, hd_error *e);
 
 /* Parses and validates a complete safetensors image already in memory (used by the fuzz target
@@ -64,6 +65,16 @@ int hd_st_read_f32(const hd_st_tensor *t, float *out, size_t n, hd_error *e);
 int hd_st_read_f64(const hd_st_tensor *t, double *out, size_t n, hd_error *e);
 int hd_st_read_i64(const hd_st_tensor *t, int64_t *out, size_t n, hd_error *e);
 
+/* For the readers in io/: grow the table by one zeroed slot (*cap tracks its capacity); and
+ * reject overlapping byte ranges (sorts ranges; names in messages). */
+typedef struct hd_st_range {
+    uint64_t begin, end;
+    const char *name;
+} hd_st_range;
+int hd_st_push_tensor(hd_safetensors *st, int *cap, hd_st_tensor **out, const char *what,
+                      hd_error *e);
+int hd_st_check_overlaps(hd_st_range *ranges, size_t n_ranges, const char *what, hd_error *e);
+
 /* Writer (for tools and tests): writes tensors to one file, header 8-byte aligned.
  * Writes to PATH.tmp and renames, so no half-written file remains on failure. */
 typedef struct hd_st_write_item {
@@ -72,8 +83,10 @@ typedef struct hd_st_write_item {
     int ndim;
     int64_t shape[HD_ST_MAX_DIMS];
     const void *data; /* numel * dtype size bytes; NULL -> fill() is called */
-    /* Optional generator: fills `n` bytes of the tensor starting at byte `off` into buf. */
-    void (*fill)(void *ctx, const struct hd_st_write_item *it, uint64_t off, void *buf, size_t n);
+    /* Optional generator: fills `n` bytes of the tensor starting at byte `off` into buf; returns
+     * 0, or a status with e set (the write then fails and leaves no file). */
+    int (*fill)(void *ctx, const struct hd_st_write_item *it, uint64_t off, void *buf, size_t n,
+                hd_error *e);
     void *fill_ctx;
 } hd_st_write_item;
 

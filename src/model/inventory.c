@@ -189,8 +189,6 @@ static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (used < n) snprintf(buf + used, n - used, "]");
 }
 
-static int is_compute_dtype(hd_dtype t) { return t == HD_BF16 || t == HD_F16 || t == HD_F32; }
-
 int hd_inventory_check(const hd_config *cfg, const hd_safetensors *st, int need_vision,
                        hd_error *e) {
     const char *file = st->n_files > 0 ? st->files[0].path : "<model>";
@@ -231,10 +229,10 @@ int hd_inventory_check(const hd_config *cfg, const hd_safetensors *st, int need_
             rc =
                 hd_fail(e, HD_EMISMATCH, "%s: tensor '%s' has shape %s, but config.json implies %s",
                         tf, x->name, got, want);
-        } else if (!is_compute_dtype(t->dtype)) {
+        } else if (!hd_dtype_is_weight(t->dtype)) {
             rc = hd_fail(e, HD_EUNSUPPORTED,
-                         "%s: tensor '%s' has dtype %s; supported are BF16, F16, F32", tf, x->name,
-                         hd_dtype_name(t->dtype));
+                         "%s: tensor '%s' has dtype %s, not a weight format (BF16, F16, F32, "
+                         "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)", tf, x->name, hd_dtype_name(t->dtype));
         }
     }
     if (rc == 0) {

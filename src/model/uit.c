@@ -27,9 +27,10 @@ static const char *st_path(const hd_safetensors *st, const hd_st_tensor *t) {
     return "model";
 }
 
-/* Binds tensor `name` as a [rows, cols] weight; a 1-D tensor [cols] binds as [1, cols]. */
-static int bind(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const char *name,
-                int64_t rows, int64_t cols, hd_error *e) {
+/* Binds tensor `name` as a [rows, cols] weight for `use`; a 1-D tensor [cols] binds as
+ * [1, cols]. */
+static int bind_use(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const char *name,
+                    int64_t rows, int64_t cols, hd_weight_use use, hd_error *e) {
     const hd_st_tensor *t = hd_st_find(st, name);
     if (!t) return hd_fail(e, HD_EFORMAT, "model: missing tensor '%s'", name);
     int ok_shape = (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) ||
@@ -46,12 +47,15 @@ static int bind(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const char *n
         return hd_fail(e, HD_EMISMATCH, "%s: tensor '%s': shape [%s], expected [%lld, %lld]",
                        st_path(st, t), name, got, (long long)rows, (long long)cols);
     }
-    if (t->dtype != HD_BF16 && t->dtype != HD_F16 && t->dtype != HD_F32)
-        return hd_fail(e, HD_EUNSUPPORTED, "%s: tensor '%s': dtype %s (BF16, F16 or F32 needed)",
-                       st_path(st, t), name, hd_dtype_name(t->dtype));
-    int rc = m->be->ops->weight(m->be, w, t->dtype, rows, cols, t->data, e);
+    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor '%s'", st_path(st, t), name);
     return rc;
+}
+
+/* A [1, cols] tensor is a vector parameter, anything larger the w of a matrix product. */
+static int bind(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const char *name,
+                int64_t rows, int64_t cols, hd_error *e) {
+    return bind_use(m, st, w, name, rows, cols, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR, e);
 }
 
 static int bind_layer(hd_uit *m, const hd_safetensors *st, int i, hd_error *e) {
@@ -131,8 +135,8 @@ static int create(hd_uit *m, const hd_config *cfg, const hd_safetensors *st, hd_
     HD_TRY(dim_of(st, "model.t_embedder1.mlp.0.weight", 1, &m->freq_dim, e));
 
     int64_t D = m->dim;
-    HD_TRY(bind(m, st, &m->embed_tokens, "model.language_model.embed_tokens.weight",
-                c->vocab_size, D, e));
+    HD_TRY(bind_use(m, st, &m->embed_tokens, "model.language_model.embed_tokens.weight",
+                    c->vocab_size, D, HD_USE_ROWS, e));
     HD_TRY(bind(m, st, &m->t_fc1_w, "model.t_embedder1.mlp.0.weight", D, m->freq_dim, e));
     HD_TRY(bind(m, st, &m->t_fc1_b, "model.t_embedder1.mlp.0.bias", 1, D, e));
     HD_TRY(bind(m, st, &m->t_fc2_w, "model.t_embedder1.mlp.2.weight", D, D, e));

@@ -75,9 +75,6 @@ static int find_visual(const hd_safetensors *st, const char *name, int64_t rows,
                        "%s: tensor '%s': shape does not match the vision config (expected %lld x %lld "
                        "values)",
                        st_file_name(st, t->file), full, (long long)rows, (long long)cols);
-    if (t->dtype != HD_F32 && t->dtype != HD_F16 && t->dtype != HD_BF16)
-        return hd_fail(e, HD_EUNSUPPORTED, "%s: tensor '%s': dtype %s is not supported for weights",
-                       st_file_name(st, t->file), full, hd_dtype_name(t->dtype));
     *out = t;
     return 0;
 }
@@ -86,7 +83,10 @@ static int bind(hd_vit *vit, const hd_safetensors *st, const char *name, int64_t
                 int64_t cols, hd_tensor *w, hd_error *e) {
     const hd_st_tensor *t;
     HD_TRY(find_visual(st, name, rows, cols, &t, e));
-    return vit->be->ops->weight(vit->be, w, t->dtype, rows, cols, t->data, e);
+    int rc = hd_backend_bind_weight(vit->be, w, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR,
+                                    t->dtype, rows, cols, t->data, e);
+    if (rc < 0) hd_error_prefix(e, "%s: tensor 'model.visual.%s'", st_file_name(st, t->file), name);
+    return rc;
 }
 
 static int bind_block(hd_vit *vit, const hd_safetensors *st, int b, hd_error *e) {

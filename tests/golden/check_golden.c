@@ -81,10 +81,14 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hidream check-golden DIR [--only forward|rng|sched|pipeline] [--threads N] "
             "[--backend cpu|cuda] [-v]\n"
+            "       hidream check-golden DIR --only forward --weights QDIR [--tol X]\n"
             "Verifies a golden directory (model + golden.safetensors, pipeline.safetensors, "
             "cases.json) against this implementation.\n"
             "Prints PASS|FAIL|SKIP <kind>.<case> per case and a final 'N passed, M failed, K "
-            "skipped'; exit 0 iff nothing failed and something passed.\n");
+            "skipped'; exit 0 iff nothing failed and something passed.\n"
+            "--weights runs the forward cases with the weights of another model directory (a\n"
+            "quantized copy from `hidream quantize`) and --tol sets their relative-error bound\n"
+            "(default 1e-4), so the error each format adds per forward is measured.\n");
 }
 
 int cmd_check_golden(int argc, char **argv) {
@@ -94,6 +98,15 @@ int cmd_check_golden(int argc, char **argv) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) g.n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) g.backend = argv[++i];
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc) g.weights_dir = argv[++i];
+        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) {
+            char *end;
+            g.fwd_tol = strtod(argv[++i], &end);
+            if (*end || !(g.fwd_tol > 0)) {
+                fprintf(stderr, "hidream check-golden: --tol: '%s' is not a positive number\n", argv[i]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) g.verbose = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -119,6 +132,10 @@ int cmd_check_golden(int argc, char **argv) {
             fprintf(stderr, "hidream check-golden: --only: unknown kind '%s' (forward, rng, sched, pipeline)\n", only);
             return 2;
         }
+    }
+    if ((g.weights_dir || g.fwd_tol > 0) && (!only || strcmp(only, "forward"))) {
+        fprintf(stderr, "hidream check-golden: --weights and --tol apply to --only forward\n");
+        return 2;
     }
     g.dir = dir;
     if (!g.backend) g.backend = "cpu";

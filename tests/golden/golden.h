@@ -18,6 +18,9 @@ typedef struct golden_ctx {
     hd_safetensors pipeline;  /* pipeline.safetensors (empty if absent) */
     json_t *cases;            /* cases.json (NULL if absent) */
     const char *backend;      /* "cpu" (default) or "cuda" */
+    const char *weights_dir;  /* forward cases: weights from this model directory (a quantized
+                                 copy) instead of dir; NULL = dir */
+    double fwd_tol;           /* forward cases: relative error bound (default 1e-4) */
     int n_threads;
     int verbose;
     int passed, failed, skipped;

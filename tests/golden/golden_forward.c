@@ -34,7 +34,7 @@ static void model_load(fwd_model *fm, const golden_ctx *g) {
     fm->tried = 1;
     hd_backend_options opt = {0};
     opt.n_threads = g->n_threads;
-    if (hd_config_load_dir(&fm->cfg, g->dir, &e) < 0 || hd_st_open_dir(&fm->st, g->dir, &e) < 0 ||
+    if (hd_config_load_dir(&fm->cfg, g->dir, &e) < 0 || hd_st_open_dir(&fm->st, g->weights_dir ? g->weights_dir : g->dir, &e) < 0 ||
         hd_backend_create(&fm->be, g->backend ? g->backend : "cpu", &opt, &e) < 0 ||
         hd_uit_create(&fm->uit, fm->be, &fm->cfg, &fm->st, &e) < 0) {
         snprintf(fm->err, sizeof fm->err, "%s", e.msg);
@@ -392,7 +392,8 @@ static void run_case(golden_ctx *g, fwd_model *fm, const char *name) {
     }
     if (!(cached_err <= worst)) worst = cached_err;
     if (!(vit_err <= worst)) worst = vit_err;
-    golden_result(g, worst <= FWD_TOL, "forward", name, "rel_err=%.3g (%s%scached %.3g%s)", x_err,
+    double tol = g->fwd_tol > 0 ? g->fwd_tol : FWD_TOL;
+    golden_result(g, worst <= tol, "forward", name, "rel_err=%.3g (%s%scached %.3g%s)", x_err,
                   hid, hid[0] ? ", " : "", cached_err, detail);
     goto done;
 fail:

@@ -82,19 +82,12 @@ const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
 
 /* ---- helpers ---- */
 void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst) {
-    switch (dt) {
-    case HD_BF16: {
-        const uint16_t *s = (const uint16_t *)base + i0;
-        for (int64_t i = 0; i < n; i++) dst[i] = hd_bf16_to_f32(s[i]);
-        break;
+    if (dt == HD_F32) {
+        memcpy(dst, (const float *)base + i0, (size_t)n * sizeof(float));
+        return;
     }
-    case HD_F16: {
-        const uint16_t *s = (const uint16_t *)base + i0;
-        for (int64_t i = 0; i < n; i++) dst[i] = hd_f16_to_f32(s[i]);
-        break;
-    }
-    default: memcpy(dst, (const float *)base + i0, (size_t)n * sizeof(float)); break;
-    }
+    /* i0 and n are whole blocks for a quantized format (hd_backend_bind_weight checks rows) */
+    hd_dtype_info(dt)->to_f32((const char *)base + hd_dtype_row_bytes(dt, i0), dst, n);
 }
 
 typedef struct rows_job {
@@ -161,11 +154,10 @@ static int cpu_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows
                       const void *host, hd_error *e) {
     (void)be;
     memset(t, 0, sizeof *t);
-    if (dtype != HD_BF16 && dtype != HD_F16 && dtype != HD_F32)
-        return hd_fail(e, HD_EUNSUPPORTED,
-                       "cpu backend: weight dtype %s is not supported (BF16, F16, F32 only)",
+    if (!hd_dtype_is_weight(dtype))
+        return hd_fail(e, HD_EUNSUPPORTED, "cpu backend: dtype %s is not a weight format",
                        hd_dtype_name(dtype));
-    if (rows < 0 || cols < 0 || (!host && rows * cols > 0))
+    if (rows < 0 || cols < 0 || cols % hd_dtype_block(dtype) != 0 || (!host && rows * cols > 0))
         return hd_fail(e, HD_EINVAL, "cpu backend: weight: bad shape %lld x %lld or no data",
                        (long long)rows, (long long)cols);
     t->dtype = dtype;
@@ -175,6 +167,14 @@ static int cpu_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows
     t->data = (void *)host; /* wrapped, not copied: host outlives the backend (mmap) */
     t->owned = 0;
     return 0;
+}
+
+/* Every weight format serves products and lookups (dequantized inside the kernels); vector
+ * parameters are read element-wise, so they stay plain. */
+static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
+    (void)be;
+    if (!hd_dtype_is_weight(dtype)) return 0;
+    return use == HD_USE_VECTOR ? !hd_dtype_is_quantized(dtype) : 1;
 }
 
 static void cpu_write(hd_backend *be, hd_tensor *dst, const float *src) {
@@ -248,6 +248,7 @@ static const hd_backend_ops cpu_ops = {
     .alloc = cpu_alloc,
     .free = cpu_free,
     .weight = cpu_weight,
+    .supports = cpu_supports,
     .write = cpu_write,
     .read = cpu_read,
     .copy = cpu_copy,
@@ -313,7 +314,8 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     }
     /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */
     const hd_cpu_kernels *k = cpu->k;
-    if ((int64_t)k->kc * k->nc + (int64_t)k->mr * k->kc + k->nc > HD_CPU_SCRATCH_FLOATS) {
+    if ((int64_t)k->kc * k->nc + (int64_t)k->mr * k->kc + k->nc + (int64_t)k->nr * k->kc >
+        HD_CPU_SCRATCH_FLOATS) {
         cpu_destroy(be);
         return hd_fail(e, HD_EINVAL, "cpu backend: GEMM blocks of the %s kernels exceed the scratch",
                        hd_cpu_isa_name(isa));

@@ -89,8 +89,9 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     const gemm_job *g = ctx;
     const hd_cpu_kernels *kn = g->cpu->k;
     const int MR = kn->mr, NR = kn->nr;
-    const int64_t KC = kn->kc, NC = kn->nc;
-    const size_t es = hd_dtype_size(g->wdt);
+    const int64_t NC = kn->nc, KC = hd_gemm_kc(kn, g->wdt);
+    const int quantized = hd_dtype_is_quantized(g->wdt);
+    const uint64_t ldw_bytes = hd_dtype_row_bytes(g->wdt, g->ldw);
 
     int64_t nb = t / g->n_mr, mi = t % g->n_mr;
     int64_t n0 = nb * NC, n1 = n0 + NC < g->N ? n0 + NC : g->N;
@@ -100,7 +101,8 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     float *scratch = g->cpu->scratch[thread];
     float *bp = scratch;            /* KC × NC */
     float *ap = bp + KC * NC;       /* MR × KC */
-    float *biasp = ap + MR * KC;    /* NC */
+    float *biasp = ap + MR * kn->kc; /* NC */
+    float *deq = biasp + NC;         /* NR × KC: one panel's quantized rows, dequantized */
     const float *bias = NULL;
     if (g->bias) {
         hd_cpu_load_f32(g->bias->dtype, g->bias->data, n0, n1 - n0, biasp);
@@ -113,7 +115,14 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
         for (int64_t jr = n0; jr < n1; jr += NR) {
             int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
             float *panel = bp + ((jr - n0) / NR) * kcp * NR;
-            kn->pack_b(g->wdt, g->w + (size_t)(jr * g->ldw + pc) * es, g->ldw, nr, kc, panel);
+            const char *wp = g->w + jr * ldw_bytes + hd_dtype_row_bytes(g->wdt, pc);
+            if (quantized) { /* dequantize this panel's rows, then pack them as float32 */
+                for (int j = 0; j < nr; j++)
+                    hd_dtype_info(g->wdt)->to_f32(wp + (size_t)j * ldw_bytes, deq + j * kc, kc);
+                kn->pack_b(HD_F32, deq, kc, nr, kc, panel);
+            } else {
+                kn->pack_b(g->wdt, wp, g->ldw, nr, kc, panel);
+            }
             if (g->cpu->round_bf16 && g->wdt != HD_BF16) round_bf16_panel(panel, kcp * NR);
         }
         /* One MR-row panel of x at a time: it stays in L1 while the micro-kernel sweeps the

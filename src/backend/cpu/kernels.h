@@ -11,7 +11,7 @@
 
 /* Per-thread scratch memory, allocated once with the backend (floats, 64-byte aligned). GEMM
  * packing buffers and attention tiles are carved out of it, so ops never allocate. */
-#define HD_CPU_SCRATCH_FLOATS (320 * 1024)
+#define HD_CPU_SCRATCH_FLOATS (384 * 1024)
 
 /* Attention key tile (keys per packed K/V tile); a multiple of 16. */
 #define HD_ATTN_BK 64
@@ -177,6 +177,13 @@ typedef struct hd_cpu {
      * on every machine instead of silently being the exact path. */
     int round_bf16;
 } hd_cpu;
+
+/* The K-slice of linear for weights stored as dt: the kernels' kc, cut to whole blocks of a
+ * quantized format (so a slice never splits a block). */
+static inline int64_t hd_gemm_kc(const hd_cpu_kernels *k, hd_dtype dt) {
+    int64_t blk = hd_dtype_block(dt);
+    return k->kc >= blk ? k->kc / blk * blk : blk;
+}
 
 static inline hd_cpu *hd_cpu_of(hd_backend *be) { return (hd_cpu *)be->impl; }
 

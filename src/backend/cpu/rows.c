@@ -16,7 +16,7 @@ typedef struct rows_move {
 
 static void gather_task(void *ctx, int64_t i0, int64_t i1, int thread) {
     rows_move *m = ctx;
-    size_t es = hd_dtype_size(m->src->dtype);
+    uint64_t row_bytes = hd_dtype_row_bytes(m->src->dtype, m->src->stride);
     int64_t cols = m->y->cols;
     for (int64_t i = i0; i < i1; i++) {
         float *y = (float *)m->y->data + i * m->y->stride;
@@ -25,7 +25,7 @@ static void gather_task(void *ctx, int64_t i0, int64_t i1, int thread) {
             memset(y, 0, (size_t)cols * sizeof(float));
             continue;
         }
-        const char *row = (const char *)m->src->data + (size_t)(id * m->src->stride) * es;
+        const char *row = (const char *)m->src->data + (size_t)id * row_bytes;
         hd_cpu_load_f32(m->src->dtype, row, 0, cols, y);
     }
 }

@@ -196,6 +196,13 @@ static void cuda_free(hd_backend *be, hd_tensor *t) {
     t->owned = 0;
 }
 
+/* The device kernels read BF16/F16/F32 weights; block-quantized formats are CPU-only for now. */
+static int cuda_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
+    (void)be;
+    (void)use;
+    return dtype == HD_BF16 || dtype == HD_F16 || dtype == HD_F32;
+}
+
 /* Elements per staged chunk when a weight is widened on upload (32 MB of BF16/F16). */
 #define UPLOAD_CHUNK ((int64_t)16 << 20)
 
@@ -367,6 +374,7 @@ static const hd_backend_ops cuda_ops = {
     .alloc = cuda_alloc,
     .free = cuda_free,
     .weight = cuda_weight,
+    .supports = cuda_supports,
     .write = cuda_write,
     .read = cuda_read,
     .copy = cuda_copy,
