@@ -226,7 +226,7 @@ static void test_quantized_weights_multiply_as_their_dequantized_values(ctx *c) 
             float *wv;
             void *wq = make_quantized(dts[di], N, K, &wv);
             hd_tensor w, xp, yp;
-            CHECKF(hd_backend_bind_weight(be, &w, HD_USE_LINEAR, dts[di], N, K, wq, &e) == 0, "%s",
+            CHECKF(hd_backend_bind_weight(be, &w, HD_USE_LINEAR, dts[di], N, K, wq, 1.0f, &e) == 0, "%s",
                    e.msg);
             hd_tensor x = make_view(be, &xp, M, K, (int)si % 2), y = make_view(be, &yp, M, N, 0);
             be->ops->linear(be, &y, &x, &w, NULL);
@@ -259,6 +259,47 @@ static void test_quantized_weights_multiply_as_their_dequantized_values(ctx *c) 
         }
 }
 
+/* An F8 weight bound with a scale multiplies as its decoded values × the scale; the scale is
+ * refused for other formats and when not positive and finite. */
+static void test_scaled_fp8_weights_multiply_as_scaled_values(ctx *c) {
+    hd_backend *be = c->be;
+    hd_error e = {0};
+    const int64_t M = 9, N = 37, K = 300;
+    const float scale = 0.0123f;
+    uint8_t *wq = malloc((size_t)(N * K));
+    float *wv = malloc((size_t)(N * K) * sizeof *wv);
+    for (int64_t i = 0; i < N * K; i++) {
+        do wq[i] = (uint8_t)(urand() * 256); while ((wq[i] & 0x7f) == 0x7f); /* no NaN codes */
+        wv[i] = hd_f8e4m3_to_f32(wq[i]) * scale;
+    }
+    hd_tensor w, xp, yp;
+    CHECKF(hd_backend_bind_weight(be, &w, HD_USE_LINEAR, HD_F8_E4M3, N, K, wq, scale, &e) == 0,
+           "%s", e.msg);
+    hd_tensor x = make_view(be, &xp, M, K, 1), y = make_view(be, &yp, M, N, 0);
+    be->ops->linear(be, &y, &x, &w, NULL);
+    errstat st = {0};
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double ref = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)at(&x, i, k) * wv[j * K + k];
+                ref += p;
+                mag += fabs(p);
+            }
+            err_add(&st, at(&y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
+        }
+    CHECK_ERR(st, "linear F8_E4M3 x scale M=%lld N=%lld K=%lld", (long long)M, (long long)N,
+              (long long)K);
+    hd_tensor t;
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_BF16, N, K, wq, 2.0f, &e) == HD_EFORMAT);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_F8_E4M3, N, K, wq, -1.0f, &e) ==
+          HD_EFORMAT);
+    hd_tensor_free(be, &xp);
+    hd_tensor_free(be, &yp);
+    free(wq);
+    free(wv);
+}
+
 /* Binding asks the backend first: formats it cannot use for a purpose, rows that are not whole
  * blocks and non-weight dtypes are refused with a line naming the format. */
 static void test_bind_refuses_unsupported_formats_and_partial_blocks(void) {
@@ -269,15 +310,15 @@ static void test_bind_refuses_unsupported_formats_and_partial_blocks(void) {
     if (!be) return;
     uint8_t buf[1024] = {0};
     hd_tensor t;
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_Q4_K, 1, 256, buf, &e) ==
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_Q4_K, 1, 256, buf, 1.0f, &e) ==
           HD_EUNSUPPORTED);
     CHECKF(strstr(e.msg, "Q4_K") && strstr(e.msg, "vector"), "%s", e.msg);
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q8_0, 2, 48, buf, &e) == HD_EFORMAT);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q8_0, 2, 48, buf, 1.0f, &e) == HD_EFORMAT);
     CHECKF(strstr(e.msg, "Q8_0") && strstr(e.msg, "48"), "%s", e.msg);
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_I8, 2, 4, buf, &e) == HD_EUNSUPPORTED);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_I8, 2, 4, buf, 1.0f, &e) == HD_EUNSUPPORTED);
     CHECKF(strstr(e.msg, "I8"), "%s", e.msg);
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q6_K, 2, 256, buf, &e) == 0);
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_BF16, 1, 8, buf, &e) == 0);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q6_K, 2, 256, buf, 1.0f, &e) == 0);
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_BF16, 1, 8, buf, 1.0f, &e) == 0);
     hd_backend_destroy(be);
 }
 
@@ -713,6 +754,7 @@ int main(void) {
     } while (0)
             RUN_CTX(test_linear_matches_double_reference);
             RUN_CTX(test_quantized_weights_multiply_as_their_dequantized_values);
+            RUN_CTX(test_scaled_fp8_weights_multiply_as_scaled_values);
             RUN_CTX(test_attention_matches_double_reference_for_all_masks);
             RUN_CTX(test_rmsnorm_grouped_and_in_place);
             RUN_CTX(test_layernorm_with_weight_and_bias);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/inventory.h"
 #include "model/rope.h"
 
 static const char *st_path(const hd_safetensors *st, const hd_st_tensor *t) {
@@ -27,7 +28,9 @@ static int bind_use(hd_lm *m, hd_tensor *w, const char *prefix, const char *name
         return hd_fail(e, HD_EMISMATCH, "%s: tensor '%s': shape does not match config.json "
                                         "(expected [%lld, %lld])", st_path(&m->st, t), full,
                        (long long)rows, (long long)cols);
-    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, e);
+    float scale;
+    HD_TRY(hd_inv_weight_scale(&m->st, t, &scale, e));
+    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, scale, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor '%s'", st_path(&m->st, t), full);
     return rc;
 }

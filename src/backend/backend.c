@@ -1,6 +1,7 @@
 /* Backend construction by name; the CUDA backend is a module loaded on first use. */
 #include "backend/backend.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -114,7 +115,8 @@ const char *hd_weight_use_name(hd_weight_use use) {
 }
 
 int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_dtype dtype,
-                           int64_t rows, int64_t cols, const void *host, hd_error *e) {
+                           int64_t rows, int64_t cols, const void *host, float scale,
+                           hd_error *e) {
     memset(t, 0, sizeof *t);
     if (!hd_dtype_is_weight(dtype))
         return hd_fail(e, HD_EUNSUPPORTED, "dtype %s is not a weight format", hd_dtype_name(dtype));
@@ -125,5 +127,11 @@ int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_d
     if (!be->ops->supports(be, use, dtype))
         return hd_fail(e, HD_EUNSUPPORTED, "the %s backend cannot use %s weights for %s",
                        be->ops->name, hd_dtype_name(dtype), hd_weight_use_name(use));
-    return be->ops->weight(be, t, dtype, rows, cols, host, e);
+    int fp8 = dtype == HD_F8_E4M3 || dtype == HD_F8_E5M2;
+    if (!(scale > 0 && isfinite(scale)) || (!fp8 && scale != 1.0f))
+        return hd_fail(e, HD_EFORMAT, "weight scale %g is not a positive finite number (or is "
+                       "given for %s, which has none)", scale, hd_dtype_name(dtype));
+    HD_TRY(be->ops->weight(be, t, dtype, rows, cols, host, e));
+    t->wscale = scale;
+    return 0;
 }

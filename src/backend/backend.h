@@ -41,6 +41,8 @@ typedef struct hd_tensor {
     int64_t stride;   /* elements between consecutive rows (>= cols) */
     void *data;       /* device memory (host memory for the CPU backend) */
     int owned;        /* 1 if the backend allocated data and hd_tensor_free releases it */
+    float wscale;     /* an F8 weight's values are the stored ones × wscale ("scaled fp8");
+                         set by hd_backend_bind_weight, unused for other formats */
 } hd_tensor;
 
 /* Attention mask, covering every pattern the models use without materialising a matrix.
@@ -226,9 +228,11 @@ void hd_backend_destroy(hd_backend *be);
 
 /* Binds a model weight of `rows`×`cols` values stored as dtype at host: checks that dtype is a
  * weight format whose blocks tile the rows and that the backend supports it for `use`, then
- * calls ops->weight. Errors are one line (the caller prefixes the tensor name). */
+ * calls ops->weight. scale multiplies every value of an F8 weight (1 for any other format).
+ * Errors are one line (the caller prefixes the tensor name). */
 int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_dtype dtype,
-                           int64_t rows, int64_t cols, const void *host, hd_error *e);
+                           int64_t rows, int64_t cols, const void *host, float scale,
+                           hd_error *e);
 const char *hd_weight_use_name(hd_weight_use use);
 
 /* ---- helpers shared by every backend (no device access) ---- */

@@ -17,7 +17,7 @@ typedef enum hd_dtype {
     HD_F16,
     HD_BF16,
     HD_F64,
-    HD_F8_E4M3, /* recognised in files; not computed with yet */
+    HD_F8_E4M3, /* fp8 weights ("scaled fp8": with a per-tensor scale; backend.h wscale) */
     HD_F8_E5M2,
     HD_I64,
     HD_I32,

@@ -1,6 +1,7 @@
 /* Expected tensor list of a checkpoint (spec 01 §4) and the check of a file against it. */
 #include "model/inventory.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,52 @@ static int cmp_entry_name(const void *a, const void *b) {
     return strcmp(((const hd_inv_entry *)a)->name, ((const hd_inv_entry *)b)->name);
 }
 
+static const char *const scale_suffixes[] = {".scale_weight", ".weight_scale"};
+
+int hd_inv_weight_scale(const hd_safetensors *st, const hd_st_tensor *t, float *scale,
+                        hd_error *e) {
+    *scale = 1.0f;
+    size_t n = strlen(t->name);
+    if ((t->dtype != HD_F8_E4M3 && t->dtype != HD_F8_E5M2) || n < 7 ||
+        strcmp(t->name + n - 7, ".weight"))
+        return 0;
+    for (size_t k = 0; k < sizeof scale_suffixes / sizeof *scale_suffixes; k++) {
+        char name[512];
+        snprintf(name, sizeof name, "%.*s%s", (int)(n - 7), t->name, scale_suffixes[k]);
+        const hd_st_tensor *s = hd_st_find(st, name);
+        if (!s) continue;
+        if (s->numel != 1)
+            return hd_fail(e, HD_EUNSUPPORTED, "%s: tensor '%s': %lld values (one scale per "
+                           "tensor is supported)", st->files[s->file].path, name,
+                           (long long)s->numel);
+        HD_TRY(hd_st_read_f32(s, scale, 1, e));
+        if (!(*scale > 0) || !isfinite(*scale))
+            return hd_fail(e, HD_EFORMAT, "%s: tensor '%s': scale %g is not a positive finite "
+                           "number", st->files[s->file].path, name, *scale);
+        return 0;
+    }
+    return 0;
+}
+
+/* Tensors a scaled-fp8 checkpoint adds: the "scaled_fp8" marker and per-weight scales
+ * (X.scale_weight / X.weight_scale, and the activation scales X.scale_input / X.input_scale,
+ * which only fp8 matrix hardware uses) of a weight X.weight the model has. */
+static int scaled_fp8_extra(const char *name, const inv_list *l) {
+    static const char *const extra[] = {".scale_weight", ".weight_scale", ".scale_input",
+                                        ".input_scale"};
+    if (!strcmp(name, "scaled_fp8")) return 1;
+    size_t n = strlen(name);
+    for (size_t k = 0; k < sizeof extra / sizeof *extra; k++) {
+        size_t s = strlen(extra[k]);
+        if (n <= s || strcmp(name + n - s, extra[k]) || n - s + 7 >= HD_INV_NAME_MAX) continue;
+        hd_inv_entry key;
+        snprintf(key.name, sizeof key.name, "%.*s.weight", (int)(n - s), name);
+        if (!strcmp(key.name, "lm_head.weight")) return 1; /* the unused head's own scale */
+        if (bsearch(&key, l->ents, (size_t)l->n, sizeof *l->ents, cmp_entry_name)) return 1;
+    }
+    return 0;
+}
+
 static void format_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t used = 0;
     used += (size_t)snprintf(buf, n, "[");
@@ -240,6 +287,7 @@ int hd_inventory_check(const hd_config *cfg, const hd_safetensors *st, int need_
         for (int i = 0; i < st->n_tensors; i++) {
             const hd_st_tensor *t = &st->tensors[i];
             if (!strcmp(t->name, "lm_head.weight")) continue; /* unused text LM head */
+            if (scaled_fp8_extra(t->name, &l)) continue;
             hd_inv_entry key;
             snprintf(key.name, sizeof key.name, "%s", t->name);
             if (strlen(t->name) < sizeof key.name &&

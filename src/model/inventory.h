@@ -54,6 +54,13 @@ typedef struct hd_param_counts {
 
 void hd_inventory_param_counts(const hd_config *cfg, hd_param_counts *out);
 
+/* The value scale of weight t ("scaled fp8" checkpoints, as ComfyUI writes them): for an F8
+ * tensor X.weight, the one-value tensor X.scale_weight (or X.weight_scale) if present, else 1;
+ * 1 for every other dtype. A scale of more than one value (per channel) or one that is not a
+ * positive finite number is refused with one line naming the tensor. */
+int hd_inv_weight_scale(const hd_safetensors *st, const hd_st_tensor *t, float *scale,
+                        hd_error *e);
+
 /* Name of a part for messages ("text", "hidream", "vision"). */
 const char *hd_part_name(hd_part p);
 

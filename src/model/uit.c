@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/inventory.h"
 #include "model/timestep.h"
 
 #define MAX_SEQ (INT64_C(1) << 26) /* rows are indexed with int32 and sized in 64-bit bytes */
@@ -47,7 +48,9 @@ static int bind_use(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const cha
         return hd_fail(e, HD_EMISMATCH, "%s: tensor '%s': shape [%s], expected [%lld, %lld]",
                        st_path(st, t), name, got, (long long)rows, (long long)cols);
     }
-    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, e);
+    float scale;
+    HD_TRY(hd_inv_weight_scale(st, t, &scale, e));
+    int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, scale, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor '%s'", st_path(st, t), name);
     return rc;
 }

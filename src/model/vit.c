@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "model/inventory.h"
 #include "model/vit_internal.h"
 
 #define VIT_LN_EPS 1e-6f
@@ -83,8 +84,10 @@ static int bind(hd_vit *vit, const hd_safetensors *st, const char *name, int64_t
                 int64_t cols, hd_tensor *w, hd_error *e) {
     const hd_st_tensor *t;
     HD_TRY(find_visual(st, name, rows, cols, &t, e));
+    float scale;
+    HD_TRY(hd_inv_weight_scale(st, t, &scale, e));
     int rc = hd_backend_bind_weight(vit->be, w, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR,
-                                    t->dtype, rows, cols, t->data, e);
+                                    t->dtype, rows, cols, t->data, scale, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor 'model.visual.%s'", st_file_name(st, t->file), name);
     return rc;
 }

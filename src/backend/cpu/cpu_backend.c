@@ -166,15 +166,20 @@ static int cpu_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows
     t->stride = cols;
     t->data = (void *)host; /* wrapped, not copied: host outlives the backend (mmap) */
     t->owned = 0;
+    t->wscale = 1.0f;
     return 0;
 }
 
-/* Every weight format serves products and lookups (dequantized inside the kernels); vector
- * parameters are read element-wise, so they stay plain. */
+/* Every weight format serves products (dequantized inside the kernels); block formats serve
+ * lookups too; vector parameters are read element-wise, so they stay BF16/F16/F32, and scaled
+ * fp8 weights serve products only (their scale is applied in the product's packing). */
 static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
     (void)be;
     if (!hd_dtype_is_weight(dtype)) return 0;
-    return use == HD_USE_VECTOR ? !hd_dtype_is_quantized(dtype) : 1;
+    int plain = dtype == HD_F32 || dtype == HD_F16 || dtype == HD_BF16;
+    if (use == HD_USE_VECTOR) return plain;
+    if (use == HD_USE_ROWS) return plain || hd_dtype_is_quantized(dtype);
+    return 1;
 }
 
 static void cpu_write(hd_backend *be, hd_tensor *dst, const float *src) {

@@ -78,7 +78,8 @@ typedef struct gemm_job {
     int64_t ldx;
     const char *w; /* bytes */
     hd_dtype wdt;
-    int64_t ldw; /* elements */
+    float wscale; /* fp8 weights: the value scale */
+    int64_t ldw;  /* elements */
     const hd_tensor *bias;
     int64_t M, N, K;
     int64_t m_range; /* rows per task (multiple of MR) */
@@ -90,7 +91,8 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     const hd_cpu_kernels *kn = g->cpu->k;
     const int MR = kn->mr, NR = kn->nr;
     const int64_t NC = kn->nc, KC = hd_gemm_kc(kn, g->wdt);
-    const int quantized = hd_dtype_is_quantized(g->wdt);
+    /* the ISA packers read BF16/F16/F32; other formats are dequantized row by row first */
+    const int direct = g->wdt == HD_F32 || g->wdt == HD_F16 || g->wdt == HD_BF16;
     const uint64_t ldw_bytes = hd_dtype_row_bytes(g->wdt, g->ldw);
 
     int64_t nb = t / g->n_mr, mi = t % g->n_mr;
@@ -116,12 +118,14 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
             int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
             float *panel = bp + ((jr - n0) / NR) * kcp * NR;
             const char *wp = g->w + jr * ldw_bytes + hd_dtype_row_bytes(g->wdt, pc);
-            if (quantized) { /* dequantize this panel's rows, then pack them as float32 */
+            if (direct) {
+                kn->pack_b(g->wdt, wp, g->ldw, nr, kc, panel);
+            } else { /* dequantize this panel's rows (× the fp8 scale), pack them as float32 */
                 for (int j = 0; j < nr; j++)
                     hd_dtype_info(g->wdt)->to_f32(wp + (size_t)j * ldw_bytes, deq + j * kc, kc);
+                if (g->wscale != 1.0f)
+                    for (int64_t i = 0; i < (int64_t)nr * kc; i++) deq[i] *= g->wscale;
                 kn->pack_b(HD_F32, deq, kc, nr, kc, panel);
-            } else {
-                kn->pack_b(g->wdt, wp, g->ldw, nr, kc, panel);
             }
             if (g->cpu->round_bf16 && g->wdt != HD_BF16) round_bf16_panel(panel, kcp * NR);
         }
@@ -205,7 +209,8 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
     }
     gemm_job g = {
         .cpu = cpu, .y = y->data, .ldy = y->stride, .x = x->data, .ldx = x->stride,
-        .w = w->data, .wdt = w->dtype, .ldw = w->stride, .bias = bias, .M = M, .N = N, .K = K,
+        .w = w->data, .wdt = w->dtype, .wscale = w->wscale, .ldw = w->stride, .bias = bias,
+        .M = M, .N = N, .K = K,
     };
     /* Column blocks first; then split rows until there are ~4 tasks per thread, so that W
      * panels are packed as few times as possible while the threads stay balanced. */
