@@ -30,6 +30,9 @@
 #include "backend/backend.h"
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "core/cpu_features.h"
+#include "core/quant.h"
+#include "core/threadpool.h"
 #include "model/uit.h"
 
 static double now_s(void) {
@@ -741,29 +744,288 @@ static int run_gpu(const char *shared, int layers, int reps, const char *modes, 
     return rc < 0 ? 1 : 0;
 }
 
+/* ---- the CPU path: one row (or JSON object) per tokens x mode ---------------------------- */
+
+typedef struct cpu_opts {
+    const char *model_dir, *shared, *modes;
+    int reps, n_threads, threads, torch, torch_fp32, only, json;
+    double peak;      /* measured fp32 FMA peak, GFLOP/s */
+    int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
+} cpu_opts;
+
+/* Weight format and GEMM option of a mode. */
+static int mode_format(const char *mode, hd_dtype *dt, int *bf16) {
+    static const struct { const char *name; hd_dtype dt; int bf16; } modes[] = {
+        {"exact", HD_BF16, 0}, {"bf16", HD_BF16, 1}, {"q8_0", HD_Q8_0, 0}, {"q4_0", HD_Q4_0, 0},
+        {"q4_k", HD_Q4_K, 0},  {"q5_k", HD_Q5_K, 0}, {"q6_k", HD_Q6_K, 0}};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (!strcmp(mode, modes[i].name)) {
+            *dt = modes[i].dt;
+            *bf16 = modes[i].bf16;
+            return 0;
+        }
+    return -1;
+}
+
+typedef struct conv_job {
+    const hd_st_tensor *t;
+    uint8_t *dst;
+    hd_dtype dt;
+    float *rows; /* threads × cols */
+} conv_job;
+
+static void conv_row(void *ctx, int64_t r, int thread) {
+    conv_job *j = ctx;
+    int64_t cols = j->t->shape[1];
+    float *row = j->rows + (size_t)thread * (size_t)cols;
+    hd_convert_to_f32(j->t->dtype, (const uint16_t *)j->t->data + r * cols, row, (size_t)cols);
+    hd_quant_fn_for(j->dt)(row, j->dst + (size_t)r * hd_dtype_row_bytes(j->dt, cols), cols);
+}
+
+/* dst = src with every matrix (2-D, rows whole blocks; not the lazily zero token table)
+ * quantized to dt; other tensors share src's buffers. */
+static int mm_quantized(const mem_model *src, mem_model *dst, hd_dtype dt, hd_pool *pool) {
+    memset(dst, 0, sizeof *dst);
+    dst->cfg = src->cfg;
+    dst->st.tensors = calloc(MM_MAX_TENSORS, sizeof *dst->st.tensors);
+    if (!dst->st.tensors) return -1;
+    for (int i = 0; i < src->st.n_tensors; i++) {
+        const hd_st_tensor *t = &src->st.tensors[i];
+        hd_st_tensor *o = &dst->st.tensors[dst->st.n_tensors++];
+        *o = *t;
+        o->name = strdup(t->name);
+        if (!o->name) return -1;
+        if (t->ndim != 2 || t->shape[1] % hd_dtype_block(dt) || strstr(t->name, "embed_tokens"))
+            continue;
+        uint64_t bytes = hd_dtype_row_bytes(dt, t->shape[1]) * (uint64_t)t->shape[0];
+        conv_job j = {t, malloc(bytes), dt,
+                      malloc((size_t)t->shape[1] * sizeof(float) * (size_t)hd_pool_threads(pool))};
+        if (j.dst) dst->bufs[dst->n_bufs++] = j.dst;
+        if (!j.dst || !j.rows) {
+            free(j.rows);
+            return -1;
+        }
+        hd_pool_run(pool, t->shape[0], conv_row, &j);
+        free(j.rows);
+        o->dtype = dt;
+        o->data = j.dst;
+        o->nbytes = bytes;
+    }
+    return 0;
+}
+
+/* Times the 1-layer random model in one mode; 0 and the stats, or -1. */
+static int time_mode(const cpu_opts *o, const mem_model *mm, int bf16, bench_seq *b,
+                     stats *sf, stats *sl, double *fl_io) {
+    hd_error e = {0};
+    hd_backend *be = NULL;
+    hd_backend_options opt = {0};
+    opt.n_threads = o->n_threads;
+    opt.gemm_bf16 = bf16;
+    hd_uit *m = NULL;
+    int rc = -1;
+    double fwd[64], lay[64];
+    if (hd_backend_create(&be, "cpu", &opt, &e) < 0 ||
+        hd_uit_create(&m, be, &mm->cfg, &mm->st, &e) < 0) {
+        fprintf(stderr, "bench_uit: %s\n", e.msg);
+    } else if (time_forward(m, b, o->reps, fwd, lay) == 0) {
+        *fl_io = io_flops(m, b->L);
+        *sf = stats_of(fwd, o->reps);
+        *sl = stats_of(lay, o->reps);
+        rc = 0;
+    }
+    hd_uit_free(m);
+    hd_backend_destroy(be);
+    return rc;
+}
+
+static void print_mode(const cpu_opts *o, const char *mode, int bf16, const bench_seq *b,
+                       const hd_config *cfg, double fl_io, stats sf, stats sl, torch_result tb) {
+    double fl = layer_flops(&cfg->text, b->S, b->A) + fl_io;
+    double peak = o->peak * (bf16 && o->native_bf16 ? 2.0 : 1.0);
+    double gflops = fl / 1e6 / sf.med;
+    if (o->json) {
+        char torch_ms[32] = "null";
+        if (tb.ok) snprintf(torch_ms, sizeof torch_ms, "%.2f", tb.med);
+        printf("{\"tokens\": %lld, \"mode\": \"%s\", \"c_ms\": %.2f, \"c_ms_min\": %.2f, "
+               "\"c_ms_max\": %.2f, \"layer_ms\": %.2f, \"torch_ms\": %s, \"gflops\": %.1f, "
+               "\"peak_gflops\": %.1f, \"peak_frac\": %.3f}\n",
+               (long long)b->S, mode, sf.med, sf.min, sf.max, sl.med, torch_ms, gflops, peak,
+               gflops / peak);
+        fflush(stdout);
+        return;
+    }
+    char label[96], ratio[32] = "";
+    snprintf(label, sizeof label, "C: 1-layer model forward, %s", mode);
+    if (tb.ok) snprintf(ratio, sizeof ratio, "%.2fx", sf.med / tb.med);
+    printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%% %8s\n", (long long)b->S, label,
+           sf.med, sf.min, sf.max, fl / 1e9, gflops, 100.0 * gflops / peak, ratio);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_uit [--model DIR] [--reps N>=3] [--threads N] [--no-torch]\n"
-            "                 [--no-torch-fp32] [--bf16-gemm]\n"
-            "                 [--shared DIR] [--only 384|1280]\n"
+            "usage: bench_uit [--modes exact,bf16,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
+            "                 [--no-torch] [--no-torch-fp32] [--shared DIR] [--only 384|1280]\n"
+            "       bench_uit --model DIR [--bf16-gemm] [--reps N] [--threads N] [--only ...]\n"
             "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
-            "Times the UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU backend\n"
-            "and runs shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32)\n"
-            "with the same token counts.\n"
+            "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
+            "backend in each mode (exact: float32 products of bf16 weights; bf16: --bf16-gemm;\n"
+            "q8_0, q4_0, q4_k, q5_k, q6_k: the matrices quantized to that GGUF format), beside\n"
+            "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
+            "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
+            "c_ms_max, layer_ms, torch_ms, gflops, peak_gflops, peak_frac). With --model DIR the\n"
+            "real forward of a model directory is timed instead.\n"
             "With --backend cuda: forwards of an N-layer random model at the 8B shapes (8) for\n"
             "1224 and 4296 tokens in each mode, and the baseline on the GPU (bf16, same layers);\n"
             "one line (or JSON object) per tokens x mode: tokens, mode, c_ms, torch_ms, tflops,\n"
             "rel_err_vs_exact (bf16 modes, of the predicted patches).\n");
 }
 
+/* --model DIR: the real forward of every layer of a model directory (any weight format). */
+static int run_cpu_model(const cpu_opts *o, int bf16_gemm) {
+    hd_error e = {0};
+    hd_backend *be = NULL;
+    hd_backend_options opt = {0};
+    opt.n_threads = o->n_threads;
+    opt.gemm_bf16 = bf16_gemm;
+    hd_config cfg;
+    hd_safetensors st = {0};
+    hd_uit *m = NULL;
+    if (hd_backend_create(&be, "cpu", &opt, &e) < 0 || hd_config_load_dir(&cfg, o->model_dir, &e) < 0 ||
+        hd_st_open_dir(&st, o->model_dir, &e) < 0 || hd_uit_create(&m, be, &cfg, &st, &e) < 0) {
+        fprintf(stderr, "bench_uit: %s\n", e.msg);
+        hd_st_close(&st);
+        hd_backend_destroy(be);
+        return 1;
+    }
+    int nl = cfg.text.num_layers;
+    printf("model: %s (%d layers, real forward timed; products %s)\n\n%-6s %-44s %10s %10s %10s "
+           "%9s %9s %6s\n", o->model_dir, nl, bf16_gemm ? "bf16" : "exact", "tokens", "what",
+           "median ms", "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak");
+    const int64_t texts[2] = {128, 256}, sides[2] = {512, 1024};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        bench_seq b;
+        double fwd[64], lay[64];
+        if (o->only && o->only != texts[k] + (sides[k] / 32) * (sides[k] / 32)) continue;
+        if (seq_make(&b, texts[k], sides[k], m) < 0 || time_forward(m, &b, o->reps, fwd, lay) < 0) {
+            seq_free(&b);
+            rc = 1;
+            break;
+        }
+        double fl_layer = layer_flops(&cfg.text, b.S, b.A), fl = nl * fl_layer + io_flops(m, b.L);
+        stats sf = stats_of(fwd, o->reps), sl = stats_of(lay, o->reps);
+        char what[96];
+        snprintf(what, sizeof what, "C: %d-layer forward (model dir)", nl);
+        printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%%\n", (long long)b.S, what,
+               sf.med, sf.min, sf.max, fl / 1e9, fl / 1e6 / sf.med, 100.0 * fl / 1e6 / sf.med / o->peak);
+        printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%%\n", (long long)b.S,
+               "C: decoder layer 0 inside it", sl.med, sl.min, sl.max, fl_layer / 1e9,
+               fl_layer / 1e6 / sl.med, 100.0 * fl_layer / 1e6 / sl.med / o->peak);
+        seq_free(&b);
+    }
+    hd_uit_free(m);
+    hd_st_close(&st);
+    hd_backend_destroy(be);
+    return rc;
+}
+
+/* One token count: the torch baselines, then each mode. */
+static int run_tokens(const cpu_opts *o, mem_model *mm, hd_pool *pool, int64_t text,
+                      int64_t side) {
+    bench_seq b;
+    hd_error e = {0};
+    hd_backend *be = NULL;
+    hd_uit *m = NULL;
+    hd_backend_options opt = {0};
+    /* the sequence is built against a model of the same shapes (its ids and positions) */
+    int rc = hd_backend_create(&be, "cpu", &opt, &e) < 0 ||
+                     hd_uit_create(&m, be, &mm->cfg, &mm->st, &e) < 0 ||
+                     seq_make(&b, text, side, m) < 0
+                 ? -1
+                 : 0;
+    hd_uit_free(m);
+    hd_backend_destroy(be);
+    if (rc < 0) {
+        fprintf(stderr, "bench_uit: %s\n", e.msg[0] ? e.msg : "out of memory");
+        return 1;
+    }
+    for (int64_t s = 0; s < b.text; s++) /* give the gathered embedding rows values */
+        fill_bf16((uint16_t *)mm->bufs[0] + (size_t)b.ids[s] * 4096, 4096, 1.0f);
+    torch_result tb = {0}, tf = {0};
+    if (o->torch) tb = run_torch(o->shared, "bf16", b.text, b.side, o->reps, o->threads);
+    if (o->torch && o->torch_fp32 && !o->json)
+        tf = run_torch(o->shared, "fp32", b.text, b.side, o->reps, o->threads);
+    if (!o->json) {
+        if (tb.ok) printf("%-6lld %-44s %10.1f %10.1f\n", (long long)b.S, "torch: 1-layer forward, bf16", tb.med, tb.min);
+        if (tf.ok) printf("%-6lld %-44s %10.1f %10.1f\n", (long long)b.S, "torch: 1-layer forward, fp32", tf.med, tf.min);
+        if (o->torch && !tb.ok) printf("%-6lld torch baseline did not run (python3 + torch needed)\n", (long long)b.S);
+    }
+    char modes[256];
+    snprintf(modes, sizeof modes, "%s", o->modes);
+    for (char *save = NULL, *mode = strtok_r(modes, ",", &save); mode && rc == 0;
+         mode = strtok_r(NULL, ",", &save)) {
+        hd_dtype dt = HD_BF16;
+        int bf16 = 0;
+        mode_format(mode, &dt, &bf16); /* checked in main */
+        mem_model q, *use = mm;
+        if (dt != HD_BF16) {
+            if (mm_quantized(mm, &q, dt, pool) < 0) {
+                fprintf(stderr, "bench_uit: out of memory quantizing to %s\n", mode);
+                mm_free(&q);
+                rc = 1;
+                break;
+            }
+            use = &q;
+        }
+        stats sf, sl;
+        double fl_io = 0;
+        if (time_mode(o, use, bf16, &b, &sf, &sl, &fl_io) < 0) rc = 1;
+        else print_mode(o, mode, bf16, &b, &mm->cfg, fl_io, sf, sl, tb);
+        if (use == &q) mm_free(&q);
+    }
+    seq_free(&b);
+    return rc;
+}
+
+/* The random 1-layer model in every mode of o->modes, torch bf16 (and fp32) beside it. */
+static int run_cpu_modes(const cpu_opts *o) {
+    mem_model mm;
+    double t0 = now_s();
+    if (mm_build(&mm, 1) < 0) {
+        fprintf(stderr, "bench_uit: out of memory building the random layer\n");
+        return 1;
+    }
+    if (!o->json)
+        printf("model: random bf16 weights, ONE decoder layer at the 8B shapes (built in %.1f s)\n"
+               "\n%-6s %-44s %10s %10s %10s %9s %9s %6s %8s\n", now_s() - t0, "tokens", "what",
+               "median ms", "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak", "C/torch");
+    hd_pool *pool = NULL;
+    hd_error e = {0};
+    if (hd_pool_create(&pool, o->threads, &e) < 0) {
+        fprintf(stderr, "bench_uit: %s\n", e.msg);
+        mm_free(&mm);
+        return 1;
+    }
+    const int64_t texts[2] = {128, 256}, sides[2] = {512, 1024};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (o->only && o->only != texts[k] + (sides[k] / 32) * (sides[k] / 32)) continue;
+        rc = run_tokens(o, &mm, pool, texts[k], sides[k]);
+    }
+    hd_pool_destroy(pool);
+    mm_free(&mm);
+    return rc;
+}
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *shared = getenv("HIDREAM_SHARED");
     int reps = 3, n_threads = 0, torch = 1, torch_fp32 = 1, only = 0, bf16_gemm = 0;
     int layers = 8, json = 0;
     const char *backend = "cpu", *modes = "exact,bf16";
+    int modes_given = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model_dir = argv[++i];
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -775,7 +1037,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = 1;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i];
+        else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i], modes_given = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
         else {
             usage();
@@ -798,127 +1060,36 @@ int main(int argc, char **argv) {
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
-
-    double peak = measure_peak(threads);
-    printf("bench_uit: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%s, %d threads)\n",
-           threads, peak, peak_isa, threads);
-    if (torch)
-        printf("baseline: %s/bench/torch_uit_baseline.py --device cpu --layers 1, "
-               "OMP_NUM_THREADS=%d; GFLOP/s of every row use the same useful-work FLOP count;\n"
-               "C/torch = C 1-layer forward median / torch median (> 1: C is slower)\n",
-               shared, threads);
-
-    hd_error e = {0};
-    hd_backend *be = NULL;
-    hd_backend_options opt = {0};
-    opt.n_threads = n_threads;
-    opt.gemm_bf16 = bf16_gemm; /* bf16 activations in GEMM: the numerics torch bf16 uses */
-    if (hd_backend_create(&be, "cpu", &opt, &e) < 0) {
-        fprintf(stderr, "bench_uit: backend: %s\n", e.msg);
-        return 1;
-    }
-    mem_model mm;
-    hd_config cfg;
-    hd_safetensors st = {0};
-    const hd_safetensors *stp;
-    int have_model = model_dir != NULL;
-    if (have_model) {
-        if (hd_config_load_dir(&cfg, model_dir, &e) < 0 || hd_st_open_dir(&st, model_dir, &e) < 0) {
-            fprintf(stderr, "bench_uit: %s\n", e.msg);
-            hd_backend_destroy(be);
-            return 1;
-        }
-        stp = &st;
-        printf("model: %s (%d layers, real forward timed)\n", model_dir, cfg.text.num_layers);
-    } else {
-        double t0 = now_s();
-        if (mm_build(&mm, 1) < 0) {
-            fprintf(stderr, "bench_uit: out of memory building the random layer\n");
-            hd_backend_destroy(be);
-            return 1;
-        }
-        cfg = mm.cfg;
-        stp = &mm.st;
-        printf("model: random bf16 weights, ONE decoder layer at the 8B shapes (built in %.1f s);"
-               " 36-layer figure = estimate\n", now_s() - t0);
-    }
-    hd_uit *m = NULL;
-    if (hd_uit_create(&m, be, &cfg, stp, &e) < 0) {
-        fprintf(stderr, "bench_uit: %s\n", e.msg);
-        if (have_model) hd_st_close(&st);
-        else mm_free(&mm);
-        hd_backend_destroy(be);
-        return 1;
-    }
-    const int64_t texts[2] = {128, 256}, sides[2] = {512, 1024};
-    int nl = cfg.text.num_layers;
-    printf("matrix products: %s\n", bf16_gemm ? "bf16 activations x bf16 weights (--bf16-gemm, "
-                                                 "AVX512-BF16; torch bf16's numerics)"
-                                               : "float32 activations x bf16 weights (exact path)");
-    printf("\n%-6s %-44s %10s %10s %10s %9s %9s %6s %8s\n", "tokens", "what", "median ms",
-           "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak", "C/torch");
-    for (int k = 0; k < 2; k++) {
-        bench_seq b;
-        if (only && only != texts[k] + (sides[k] / 32) * (sides[k] / 32)) continue;
-        if (seq_make(&b, texts[k], sides[k], m) < 0) {
-            fprintf(stderr, "bench_uit: out of memory\n");
-            seq_free(&b);
+    cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,q8_0,q4_k", reps, n_threads,
+                  threads, torch, torch_fp32, only, json, 0, 0};
+    for (char *save = NULL, *copy = strdup(o.modes), *md = strtok_r(copy, ",", &save); copy;
+         md = strtok_r(NULL, ",", &save)) {
+        hd_dtype dt = HD_BF16;
+        int bf16 = 0;
+        if (!md) {
+            free(copy);
             break;
         }
-        if (!have_model) /* give the gathered embedding rows values */
-            for (int64_t s = 0; s < b.text; s++)
-                fill_bf16((uint16_t *)mm.bufs[0] + (size_t)b.ids[s] * 4096, 4096, 1.0f);
-        double fwd[64], lay[64];
-        if (time_forward(m, &b, reps, fwd, lay) < 0) {
-            seq_free(&b);
-            break;
+        if (mode_format(md, &dt, &bf16) < 0) {
+            fprintf(stderr, "bench_uit: --modes: unknown mode '%s' (exact, bf16, q8_0, q4_0, "
+                            "q4_k, q5_k, q6_k)\n", md);
+            free(copy);
+            return 2;
         }
-        double fl_layer = layer_flops(&cfg.text, b.S, b.A), fl_io = io_flops(m, b.L), est_ms[64];
-        for (int r = 0; r < reps; r++) est_ms[r] = fwd[r] + 35.0 * lay[r]; /* io + 36 x layer */
-        stats sf = stats_of(fwd, reps), sl = stats_of(lay, reps), est = stats_of(est_ms, reps);
-        char what[96];
-        torch_result tb = {0}, tf = {0};
-        if (torch) {
-            tb = run_torch(shared, "bf16", b.text, b.side, reps, threads);
-            if (torch_fp32) tf = run_torch(shared, "fp32", b.text, b.side, reps, threads);
-        }
-#define ROW(label, st_, flops, ratio_str)                                                      \
-    printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%% %8s\n", (long long)b.S, label,  \
-           (st_).med, (st_).min, (st_).max, (flops) / 1e9, (flops) / 1e6 / (st_).med,              \
-           100.0 * (flops) / 1e6 / (st_).med / peak, ratio_str)
-        if (!have_model) {
-            char rb[32] = "", rf[32] = "";
-            if (tb.ok) snprintf(rb, sizeof rb, "%.2fx", sf.med / tb.med);
-            if (tf.ok) snprintf(rf, sizeof rf, "%.2fx", sf.med / tf.med);
-            ROW("C: one decoder layer", sl, fl_layer, "");
-            ROW(bf16_gemm ? "C: 1-layer model forward (bf16 GEMM)" : "C: 1-layer model forward (f32 act, bf16 w)", sf, fl_layer + fl_io, "");
-            if (tb.ok)
-                printf("%-6lld %-44s %10.1f %10.1f %10s %9.1f %9.1f %5.1f%% %8s\n", (long long)b.S,
-                       "torch: 1-layer model forward, bf16", tb.med, tb.min, "-",
-                       (fl_layer + fl_io) / 1e9, (fl_layer + fl_io) / 1e6 / tb.med,
-                       100.0 * (fl_layer + fl_io) / 1e6 / tb.med / peak, rb);
-            if (tf.ok)
-                printf("%-6lld %-44s %10.1f %10.1f %10s %9.1f %9.1f %5.1f%% %8s\n", (long long)b.S,
-                       "torch: 1-layer model forward, fp32", tf.med, tf.min, "-",
-                       (fl_layer + fl_io) / 1e9, (fl_layer + fl_io) / 1e6 / tf.med,
-                       100.0 * (fl_layer + fl_io) / 1e6 / tf.med / peak, rf);
-            if (torch && (!tb.ok || (torch_fp32 && !tf.ok)))
-                printf("%-6lld %-44s (torch baseline did not run: see python3 output)\n",
-                       (long long)b.S, "torch");
-            snprintf(what, sizeof what, "C: 36-layer forward ESTIMATE (io + 36 x layer)");
-            ROW(what, est, 36 * fl_layer + fl_io, "");
-        } else {
-            snprintf(what, sizeof what, "C: %d-layer forward (model dir)", nl);
-            ROW(what, sf, nl * fl_layer + fl_io, "");
-            ROW("C: decoder layer 0 inside it", sl, fl_layer, "");
-        }
-#undef ROW
-        fflush(stdout);
-        seq_free(&b);
     }
-    hd_uit_free(m);
-    if (have_model) hd_st_close(&st);
-    else mm_free(&mm);
-    hd_backend_destroy(be);
-    return 0;
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    o.native_bf16 = f.avx512bf16 && hd_cpu_isa_supported(HD_ISA_AVX512);
+    o.peak = measure_peak(threads);
+    if (!json) {
+        printf("bench_uit: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%s); bf16 mode: %s\n",
+               threads, o.peak, peak_isa,
+               o.native_bf16 ? "AVX512-BF16 dot products (peak 2x)"
+                             : "operands rounded to bf16 on the fp32 FMAs (no AVX512-BF16)");
+        if (torch)
+            printf("baseline: %s/bench/torch_uit_baseline.py --device cpu --layers 1, "
+                   "OMP_NUM_THREADS=%d; C/torch = C median / torch bf16 median\n", shared, threads);
+    }
+    if (model_dir) return run_cpu_model(&o, bf16_gemm);
+    return run_cpu_modes(&o);
 }

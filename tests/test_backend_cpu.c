@@ -190,21 +190,14 @@ static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
 
 /* ---- block-quantized weights ---- */
 
-typedef void (*quant_row_fn)(const float *src, void *dst, int64_t n);
-
 /* A [rows, cols] weight quantized to dt; *val receives its dequantized values. */
 static void *make_quantized(hd_dtype dt, int64_t rows, int64_t cols, float **val) {
-    static const struct { hd_dtype dt; quant_row_fn fn; } q[] = {
-        {HD_Q8_0, hd_quant_q8_0}, {HD_Q4_0, hd_quant_q4_0}, {HD_Q4_K, hd_quant_q4_k},
-        {HD_Q5_K, hd_quant_q5_k}, {HD_Q6_K, hd_quant_q6_k}};
     size_t rb = (size_t)hd_dtype_row_bytes(dt, cols);
     uint8_t *data = malloc(rb * (size_t)rows);
     float *src = malloc((size_t)(rows * cols) * sizeof *src);
     *val = malloc((size_t)(rows * cols) * sizeof **val);
     for (int64_t i = 0; i < rows * cols; i++) src[i] = frand(-1, 1);
-    for (size_t k = 0; k < sizeof q / sizeof *q; k++)
-        if (q[k].dt == dt)
-            for (int64_t r = 0; r < rows; r++) q[k].fn(src + r * cols, data + (size_t)r * rb, cols);
+    for (int64_t r = 0; r < rows; r++) hd_quant_fn_for(dt)(src + r * cols, data + (size_t)r * rb, cols);
     CHECK(hd_convert_to_f32(dt, data, *val, (size_t)(rows * cols)) == 0);
     free(src);
     return data;

@@ -377,3 +377,14 @@ void hd_quant_q6_k(const float *src, void *dst, int64_t n) {
     uint8_t *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, b += Q6_K_BYTES, src += QK_K) quant_q6_k_block(src, b);
 }
+
+hd_quant_row_fn hd_quant_fn_for(hd_dtype t) {
+    switch (t) {
+    case HD_Q8_0: return hd_quant_q8_0;
+    case HD_Q4_0: return hd_quant_q4_0;
+    case HD_Q4_K: return hd_quant_q4_k;
+    case HD_Q5_K: return hd_quant_q5_k;
+    case HD_Q6_K: return hd_quant_q6_k;
+    default: return NULL;
+    }
+}

@@ -15,6 +15,8 @@
 
 #include <stdint.h>
 
+#include "core/dtype.h"
+
 /* n values (a multiple of the block size) from the blocks at src into dst. */
 void hd_dequant_q8_0(const void *src, float *dst, int64_t n);
 void hd_dequant_q4_0(const void *src, float *dst, int64_t n);
@@ -29,5 +31,9 @@ void hd_quant_q4_0(const float *src, void *dst, int64_t n);
 void hd_quant_q4_k(const float *src, void *dst, int64_t n);
 void hd_quant_q5_k(const float *src, void *dst, int64_t n);
 void hd_quant_q6_k(const float *src, void *dst, int64_t n);
+
+/* The quantizer of a block format (hd_quant_q8_0 for HD_Q8_0, ...); NULL for other dtypes. */
+typedef void (*hd_quant_row_fn)(const float *src, void *dst, int64_t n);
+hd_quant_row_fn hd_quant_fn_for(hd_dtype t);
 
 #endif

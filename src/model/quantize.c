@@ -25,24 +25,9 @@
 #include "io/gguf.h"
 #include "model/inventory.h"
 
-typedef void (*quant_fn)(const float *src, void *dst, int64_t n);
-
-static const struct {
-    const char *name;
-    hd_dtype dtype;
-    quant_fn fn;
-} quant_types[] = {
-    {"q8_0", HD_Q8_0, hd_quant_q8_0}, {"q4_0", HD_Q4_0, hd_quant_q4_0},
-    {"q4_k", HD_Q4_K, hd_quant_q4_k}, {"q5_k", HD_Q5_K, hd_quant_q5_k},
-    {"q6_k", HD_Q6_K, hd_quant_q6_k},
-};
-#define N_QUANT_TYPES (int)(sizeof quant_types / sizeof *quant_types)
-
-static quant_fn quant_for(hd_dtype t) {
-    for (int i = 0; i < N_QUANT_TYPES; i++)
-        if (quant_types[i].dtype == t) return quant_types[i].fn;
-    return NULL;
-}
+static const char *const quant_names[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+static const hd_dtype quant_dtypes[] = {HD_Q8_0, HD_Q4_0, HD_Q4_K, HD_Q5_K, HD_Q6_K};
+#define N_QUANT_TYPES (int)(sizeof quant_names / sizeof *quant_names)
 
 /* The stored format of one tensor for target type `want`. */
 static hd_dtype choose(const hd_st_tensor *t, hd_dtype want) {
@@ -83,7 +68,7 @@ static void quantize_row_task(void *ctx, int64_t i, int thread) {
             __atomic_store_n(&q->bad_row, (int64_t)r, __ATOMIC_RELAXED);
             return;
         }
-    quant_for(q->dtype)(row, q->qbuf + (size_t)i * q->qrow_bytes, q->cols);
+    hd_quant_fn_for(q->dtype)(row, q->qbuf + (size_t)i * q->qrow_bytes, q->cols);
 }
 
 static int fill_quantized(void *ctx, const hd_st_write_item *it, uint64_t off, void *buf,
@@ -162,8 +147,8 @@ static int write_model(const hd_safetensors *st, const char *path, hd_dtype want
 
 static int hd_quantize_type_parse(const char *name, int *dtype) {
     for (int i = 0; i < N_QUANT_TYPES; i++)
-        if (!strcasecmp(name, quant_types[i].name)) {
-            *dtype = (int)quant_types[i].dtype;
+        if (!strcasecmp(name, quant_names[i])) {
+            *dtype = (int)quant_dtypes[i];
             return 0;
         }
     return -1;
