@@ -840,18 +840,21 @@ static int time_mode(const cpu_opts *o, const mem_model *mm, int bf16, bench_seq
 }
 
 static void print_mode(const cpu_opts *o, const char *mode, int bf16, const bench_seq *b,
-                       const hd_config *cfg, double fl_io, stats sf, stats sl, torch_result tb) {
+                       const hd_config *cfg, double fl_io, stats sf, stats sl, torch_result tb,
+                       torch_result tf) {
     double fl = layer_flops(&cfg->text, b->S, b->A) + fl_io;
     double peak = o->peak * (bf16 && o->native_bf16 ? 2.0 : 1.0);
     double gflops = fl / 1e6 / sf.med;
     if (o->json) {
-        char torch_ms[32] = "null";
+        char torch_ms[32] = "null", torch_fp32_ms[32] = "null";
         if (tb.ok) snprintf(torch_ms, sizeof torch_ms, "%.2f", tb.med);
+        if (tf.ok) snprintf(torch_fp32_ms, sizeof torch_fp32_ms, "%.2f", tf.med);
         printf("{\"tokens\": %lld, \"mode\": \"%s\", \"c_ms\": %.2f, \"c_ms_min\": %.2f, "
-               "\"c_ms_max\": %.2f, \"layer_ms\": %.2f, \"torch_ms\": %s, \"gflops\": %.1f, "
-               "\"peak_gflops\": %.1f, \"peak_frac\": %.3f}\n",
-               (long long)b->S, mode, sf.med, sf.min, sf.max, sl.med, torch_ms, gflops, peak,
-               gflops / peak);
+               "\"c_ms_max\": %.2f, \"layer_ms\": %.2f, \"torch_ms\": %s, "
+               "\"torch_fp32_ms\": %s, \"gflops\": %.1f, \"peak_gflops\": %.1f, "
+               "\"peak_frac\": %.3f}\n",
+               (long long)b->S, mode, sf.med, sf.min, sf.max, sl.med, torch_ms, torch_fp32_ms,
+               gflops, peak, gflops / peak);
         fflush(stdout);
         return;
     }
@@ -876,8 +879,8 @@ static void usage(void) {
             "q8_0, q4_0, q4_k, q5_k, q6_k: the matrices quantized to that GGUF format), beside\n"
             "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
-            "c_ms_max, layer_ms, torch_ms, gflops, peak_gflops, peak_frac). With --model DIR the\n"
-            "real forward of a model directory is timed instead.\n"
+            "c_ms_max, layer_ms, torch_ms (bf16), torch_fp32_ms, gflops, peak_gflops, peak_frac).\n"
+            "With --model DIR the real forward of a model directory is timed instead.\n"
             "With --backend cuda: forwards of an N-layer random model at the 8B shapes (8) for\n"
             "1224 and 4296 tokens in each mode, and the baseline on the GPU (bf16, same layers);\n"
             "one line (or JSON object) per tokens x mode: tokens, mode, c_ms, torch_ms, tflops,\n"
@@ -957,7 +960,7 @@ static int run_tokens(const cpu_opts *o, mem_model *mm, hd_pool *pool, int64_t t
         fill_bf16((uint16_t *)mm->bufs[0] + (size_t)b.ids[s] * 4096, 4096, 1.0f);
     torch_result tb = {0}, tf = {0};
     if (o->torch) tb = run_torch(o->shared, "bf16", b.text, b.side, o->reps, o->threads);
-    if (o->torch && o->torch_fp32 && !o->json)
+    if (o->torch && o->torch_fp32)
         tf = run_torch(o->shared, "fp32", b.text, b.side, o->reps, o->threads);
     if (!o->json) {
         if (tb.ok) printf("%-6lld %-44s %10.1f %10.1f\n", (long long)b.S, "torch: 1-layer forward, bf16", tb.med, tb.min);
@@ -984,7 +987,7 @@ static int run_tokens(const cpu_opts *o, mem_model *mm, hd_pool *pool, int64_t t
         stats sf, sl;
         double fl_io = 0;
         if (time_mode(o, use, bf16, &b, &sf, &sl, &fl_io) < 0) rc = 1;
-        else print_mode(o, mode, bf16, &b, &mm->cfg, fl_io, sf, sl, tb);
+        else print_mode(o, mode, bf16, &b, &mm->cfg, fl_io, sf, sl, tb, tf);
         if (use == &q) mm_free(&q);
     }
     seq_free(&b);

@@ -305,6 +305,32 @@ static void test_q6_k_block_splits_codes_over_ql_qh_with_int8_scales(void) {
 
 /* ---- parity with gguf-py (files from tests/quant_parity.py) -------------------------------- */
 
+/* The run-time chosen decoders (AVX2 where the CPU has it) give the portable decoders' bits on
+ * random blocks, with f16 scales from subnormal to large. */
+static void test_vector_decoders_match_the_portable_ones_bit_for_bit(void) {
+    enum { BLOCKS = 64 };
+    static const hd_dtype dts[N_FORMATS] = {HD_Q8_0, HD_Q4_0, HD_Q4_K, HD_Q5_K, HD_Q6_K};
+    for (int k = 0; k < N_FORMATS; k++) {
+        const fmt *f = &FORMATS[k];
+        size_t bb = (size_t)f->bytes, n = (size_t)f->blk * BLOCKS;
+        uint8_t *b = malloc(bb * BLOCKS);
+        float *got = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < bb * BLOCKS; i++) b[i] = (uint8_t)(uniform() * 256);
+        for (int i = 0; i < BLOCKS; i++) { /* finite f16 scales: exponent field below 31 */
+            uint8_t *blk = b + (size_t)i * bb;
+            if (dts[k] == HD_Q6_K) blk[bb - 1] &= 0x7b;
+            else blk[1] &= 0x7b;
+            if (dts[k] == HD_Q4_K || dts[k] == HD_Q5_K) blk[3] &= 0x7b;
+        }
+        f->dequant(b, got, (int64_t)n);
+        hd_dequant_portable(dts[k], b, want, (int64_t)n);
+        CHECKF(!memcmp(got, want, sizeof(float) * n), "%s: decoders differ", f->name);
+        free(b);
+        free(got);
+        free(want);
+    }
+}
+
 static uint8_t *read_in(const char *dir, const char *name, const char *ext, size_t *len) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext);
@@ -382,5 +408,6 @@ int main(int argc, char **argv) {
     RUN_TEST(test_q4_k_block_unpacks_6_bit_scales_and_nibble_pairs);
     RUN_TEST(test_q5_k_block_takes_bit_4_from_qh_bit_j);
     RUN_TEST(test_q6_k_block_splits_codes_over_ql_qh_with_int8_scales);
+    RUN_TEST(test_vector_decoders_match_the_portable_ones_bit_for_bit);
     return hd_test_finish();
 }

@@ -13,7 +13,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/quant_isa.h"
 
 #define QK 32   /* values per Q8_0 / Q4_0 block */
 #define QK_K 256 /* values per K-format super-block */
@@ -52,7 +54,7 @@ static int nearest(float v, int hi) {
 
 /* ---- Q8_0 and Q4_0: one f16 scale per 32 values -------------------------------------------- */
 
-void hd_dequant_q8_0(const void *src, float *dst, int64_t n) {
+static void dequant_q8_0_portable(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
     for (int64_t i = 0; i < n / QK; i++, b += Q8_0_BYTES, dst += QK) {
         float d = f16_at(b);
@@ -163,7 +165,7 @@ static void dequant_affine_k(const uint8_t *b, const uint8_t *qh, const uint8_t 
     }
 }
 
-void hd_dequant_q4_k(const void *src, float *dst, int64_t n) {
+static void dequant_q4_k_portable(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
     for (int64_t i = 0; i < n / QK_K; i++, b += Q4_K_BYTES, dst += QK_K)
         dequant_affine_k(b, NULL, b + 16, dst);
@@ -387,4 +389,33 @@ hd_quant_row_fn hd_quant_fn_for(hd_dtype t) {
     case HD_Q6_K: return hd_quant_q6_k;
     default: return NULL;
     }
+}
+
+/* ---- run-time choice of the decoders ------------------------------------------------------- */
+
+/* 1 when the AVX2 decoders may run (checked once; a racing first call just checks twice). */
+static int use_avx2(void) {
+    static int state; /* 0 unknown, 1 no, 2 yes */
+    int s = __atomic_load_n(&state, __ATOMIC_RELAXED);
+    if (s == 0) {
+        s = hd_cpu_isa_supported(HD_ISA_AVX2) ? 2 : 1;
+        __atomic_store_n(&state, s, __ATOMIC_RELAXED);
+    }
+    return s == 2;
+}
+
+void hd_dequant_q8_0(const void *src, float *dst, int64_t n) {
+    if (use_avx2()) hd_dequant_q8_0_avx2(src, dst, n);
+    else dequant_q8_0_portable(src, dst, n);
+}
+
+void hd_dequant_q4_k(const void *src, float *dst, int64_t n) {
+    if (use_avx2()) hd_dequant_q4_k_avx2(src, dst, n);
+    else dequant_q4_k_portable(src, dst, n);
+}
+
+void hd_dequant_portable(hd_dtype t, const void *src, float *dst, int64_t n) {
+    if (t == HD_Q8_0) dequant_q8_0_portable(src, dst, n);
+    else if (t == HD_Q4_K) dequant_q4_k_portable(src, dst, n);
+    else hd_dtype_info(t)->to_f32(src, dst, n);
 }

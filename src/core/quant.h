@@ -32,6 +32,10 @@ void hd_quant_q4_k(const float *src, void *dst, int64_t n);
 void hd_quant_q5_k(const float *src, void *dst, int64_t n);
 void hd_quant_q6_k(const float *src, void *dst, int64_t n);
 
+/* The portable C decoder of a format (the vector decoders the ones above choose at run time
+ * must give the same bits: tests compare them). */
+void hd_dequant_portable(hd_dtype t, const void *src, float *dst, int64_t n);
+
 /* The quantizer of a block format (hd_quant_q8_0 for HD_Q8_0, ...); NULL for other dtypes. */
 typedef void (*hd_quant_row_fn)(const float *src, void *dst, int64_t n);
 hd_quant_row_fn hd_quant_fn_for(hd_dtype t);
