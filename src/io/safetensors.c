@@ -325,6 +325,14 @@ void hd_st_close(hd_safetensors *st) {
     memset(st, 0, sizeof *st);
 }
 
+void hd_st_release(const hd_safetensors *st, const hd_st_tensor *t, uint64_t off, uint64_t len) {
+    if (t->file < 0 || t->file >= st->n_files || !st->files[t->file].map || off >= t->nbytes) return;
+    if (len > t->nbytes - off) len = t->nbytes - off;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)t->data + off;
+    uintptr_t lo = (a + page - 1) / page * page, hi = (a + len) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: failure changes nothing */
+}
+
 const hd_st_tensor *hd_st_find(const hd_safetensors *st, const char *name) {
     int lo = 0, hi = st->n_tensors - 1;
     while (lo <= hi) {

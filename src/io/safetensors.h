@@ -56,6 +56,11 @@ int hd_st_open_buffer(hd_safetensors *st, const void *buf, size_t len, const cha
 
 void hd_st_close(hd_safetensors *st);
 
+/* Tells the kernel this process is done with bytes [off, off + len) of t's data for now: their
+ * whole pages leave the resident set (they fault back in from the file if read again). Nothing
+ * happens for a buffer-backed set. Used by streaming passes over a whole model (quantize). */
+void hd_st_release(const hd_safetensors *st, const hd_st_tensor *t, uint64_t off, uint64_t len);
+
 /* NULL if absent. O(log n). */
 const hd_st_tensor *hd_st_find(const hd_safetensors *st, const char *name);
 

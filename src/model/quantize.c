@@ -44,6 +44,7 @@ static hd_dtype choose(const hd_st_tensor *t, hd_dtype want) {
 /* fill() for a quantized item: converts and quantizes the rows covering [off, off + n), the
  * rows spread over the pool (each thread converts into its own float row). */
 typedef struct qfill {
+    const hd_safetensors *st;
     const hd_st_tensor *src;
     int64_t cols;
     uint64_t qrow_bytes;
@@ -90,6 +91,10 @@ static int fill_quantized(void *ctx, const hd_st_write_item *it, uint64_t off, v
         return hd_fail(e, HD_EFORMAT, "tensor '%s': row %lld holds a non-finite value: not "
                        "quantized", it->name, (long long)q->bad_row);
     memcpy(buf, q->qbuf + (off - r0 * rb), n);
+    /* rows before the last one are done: their source pages can leave the resident set, so a
+     * 17 GB input is not all resident by the end */
+    uint64_t src_rb = hd_dtype_row_bytes(q->src->dtype, q->cols);
+    if (r1 - r0 > 1) hd_st_release(q->st, q->src, r0 * src_rb, (r1 - 1 - r0) * src_rb);
     return 0;
 }
 
@@ -114,6 +119,7 @@ static int write_model(const hd_safetensors *st, const char *path, hd_dtype want
             rep->kept++;
         } else {
             qfill *q = &fills[n];
+            q->st = st;
             q->src = t;
             q->pool = pool;
             q->cols = t->numel / t->shape[0];
