@@ -190,6 +190,25 @@ static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
 
 /* ---- block-quantized weights ---- */
 
+/* Checks y = x · wᵀ against the double product with the weight values wv [N, K]. */
+static void check_product(ctx *c, const hd_tensor *x, const hd_tensor *y, const float *wv,
+                          const char *what) {
+    int64_t M = y->rows, N = y->cols, K = x->cols;
+    errstat st = {0};
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double ref = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double p = (double)at(x, i, k) * wv[j * K + k];
+                ref += p;
+                mag += fabs(p);
+            }
+            err_add(&st, at(y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
+        }
+    CHECK_ERR(st, "%s M=%lld N=%lld K=%lld", what, (long long)M, (long long)N, (long long)K);
+}
+
+
 /* A [rows, cols] weight quantized to dt; *val receives its dequantized values. */
 static void *make_quantized(hd_dtype dt, int64_t rows, int64_t cols, float **val) {
     size_t rb = (size_t)hd_dtype_row_bytes(dt, cols);
@@ -223,19 +242,9 @@ static void test_quantized_weights_multiply_as_their_dequantized_values(ctx *c) 
                    e.msg);
             hd_tensor x = make_view(be, &xp, M, K, (int)si % 2), y = make_view(be, &yp, M, N, 0);
             be->ops->linear(be, &y, &x, &w, NULL);
-            errstat st = {0};
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < N; j++) {
-                    double ref = 0, mag = 0;
-                    for (int64_t k = 0; k < K; k++) {
-                        double p = (double)at(&x, i, k) * wv[j * K + k];
-                        ref += p;
-                        mag += fabs(p);
-                    }
-                    err_add(&st, at(&y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
-                }
-            CHECK_ERR(st, "linear M=%lld N=%lld K=%lld %s", (long long)M, (long long)N,
-                      (long long)K, hd_dtype_name(dts[di]));
+            char what[64];
+            snprintf(what, sizeof what, "linear %s", hd_dtype_name(dts[di]));
+            check_product(c, &x, &y, wv, what);
             /* the same weight as an embedding table: rows 3, 0 and N-1 */
             int32_t ids[3] = {3, 0, (int32_t)N - 1};
             hd_tensor gp, g = make_view(be, &gp, 3, K, 0);
@@ -270,19 +279,7 @@ static void test_scaled_fp8_weights_multiply_as_scaled_values(ctx *c) {
            "%s", e.msg);
     hd_tensor x = make_view(be, &xp, M, K, 1), y = make_view(be, &yp, M, N, 0);
     be->ops->linear(be, &y, &x, &w, NULL);
-    errstat st = {0};
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            double ref = 0, mag = 0;
-            for (int64_t k = 0; k < K; k++) {
-                double p = (double)at(&x, i, k) * wv[j * K + k];
-                ref += p;
-                mag += fabs(p);
-            }
-            err_add(&st, at(&y, i, j), ref, 1e-5 * mag + 1e-30, 0, i, j);
-        }
-    CHECK_ERR(st, "linear F8_E4M3 x scale M=%lld N=%lld K=%lld", (long long)M, (long long)N,
-              (long long)K);
+    check_product(c, &x, &y, wv, "linear F8_E4M3 x scale");
     hd_tensor t;
     CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_BF16, N, K, wq, 2.0f, &e) == HD_EFORMAT);
     CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_F8_E4M3, N, K, wq, -1.0f, &e) ==

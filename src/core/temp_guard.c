@@ -1,10 +1,13 @@
 #include "core/temp_guard.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "core/error.h"
 
 #define N_SLOTS 16
 
@@ -77,4 +80,30 @@ void hd_temp_guard_remove(int slot) {
     atomic_store(&slots[slot], NULL);
     if (--n_registered == 0) uninstall();
     pthread_mutex_unlock(&lock);
+}
+
+int hd_tmp_file_open(hd_tmp_file *t, const char *path, hd_error *e) {
+    t->f = NULL;
+    t->guard = -1;
+    if ((size_t)snprintf(t->tmp, sizeof t->tmp, "%s.tmp", path) >= sizeof t->tmp)
+        return hd_fail(e, HD_EINVAL, "%s: path too long", path);
+    sigset_t mask;
+    hd_temp_guard_block(&mask); /* no signal between creating and registering the file */
+    t->f = fopen(t->tmp, "wb");
+    int err = errno;
+    if (t->f) t->guard = hd_temp_guard_add(t->tmp);
+    hd_temp_guard_unblock(&mask);
+    if (!t->f) return hd_fail(e, HD_EIO, "%s: cannot create: %s", t->tmp, strerror(err));
+    return 0;
+}
+
+int hd_tmp_file_finish(hd_tmp_file *t, const char *path, int rc, hd_error *e) {
+    if (fclose(t->f) != 0 && rc == 0)
+        rc = hd_fail(e, HD_EIO, "%s: close failed: %s", t->tmp, strerror(errno));
+    if (rc == 0 && rename(t->tmp, path) != 0)
+        rc = hd_fail(e, HD_EIO, "%s: cannot rename to %s: %s", t->tmp, path, strerror(errno));
+    if (rc < 0) remove(t->tmp);
+    hd_temp_guard_remove(t->guard); /* after the unlink: no window without a guard */
+    t->f = NULL;
+    return rc;
 }

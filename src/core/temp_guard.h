@@ -11,6 +11,9 @@
 #define HD_CORE_TEMP_GUARD_H
 
 #include <signal.h>
+#include <stdio.h>
+
+#include "hidream.h"
 
 /* Blocks the guarded signals in the calling thread (old mask into *old) / restores the mask.
  * Creating a temporary file and registering it happen between the two, so no signal can fall
@@ -25,5 +28,18 @@ int hd_temp_guard_add(const char *path);
 /* Unregisters a slot from hd_temp_guard_add (-1 is ignored); restores the previous signal
  * dispositions when the last file is unregistered. Call it before unlinking or renaming. */
 void hd_temp_guard_remove(int slot);
+
+/* An output written to PATH.tmp under a guard and renamed into place on success: the pattern
+ * every file writer shares. hd_tmp_file_open creates it (one line on failure); hd_tmp_file_finish
+ * closes it and, when rc is 0, renames it to path, else removes it; it returns the final rc
+ * (close and rename failures set e). */
+typedef struct hd_tmp_file {
+    FILE *f;
+    char tmp[4096];
+    int guard;
+} hd_tmp_file;
+
+int hd_tmp_file_open(hd_tmp_file *t, const char *path, hd_error *e);
+int hd_tmp_file_finish(hd_tmp_file *t, const char *path, int rc, hd_error *e);
 
 #endif

@@ -497,27 +497,10 @@ int hd_gguf_write(const char *path, const hd_st_write_item *items, int n_items,
         free(hdr.p);
         return hd_fail(e, HD_ENOMEM, "%s: out of memory for the header", path);
     }
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
-        free(hdr.p);
-        return hd_fail(e, HD_EINVAL, "%s: path too long", path);
-    }
-    sigset_t mask;
-    hd_temp_guard_block(&mask);
-    FILE *f = fopen(tmp, "wb");
-    int err = errno, guard = f ? hd_temp_guard_add(tmp) : -1;
-    hd_temp_guard_unblock(&mask);
-    if (!f) {
-        free(hdr.p);
-        return hd_fail(e, HD_EIO, "%s: cannot create: %s", tmp, strerror(err));
-    }
-    int rc = write_body(f, &hdr, items, n_items, tmp, e);
+    hd_tmp_file out;
+    int rc = hd_tmp_file_open(&out, path, e);
+    if (rc == 0)
+        rc = hd_tmp_file_finish(&out, path, write_body(out.f, &hdr, items, n_items, out.tmp, e), e);
     free(hdr.p);
-    if (fclose(f) != 0 && rc == 0)
-        rc = hd_fail(e, HD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = hd_fail(e, HD_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc < 0) remove(tmp);
-    hd_temp_guard_remove(guard);
     return rc;
 }

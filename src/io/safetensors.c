@@ -641,20 +641,14 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
     json_decref(root);
     if (!hdr) return hd_fail(e, HD_ENOMEM, "%s: out of memory serialising the header", path);
 
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) {
+    hd_tmp_file out;
+    int orc = hd_tmp_file_open(&out, path, e);
+    if (orc < 0) {
         free(hdr);
-        return hd_fail(e, HD_EINVAL, "%s: path too long", path);
+        return orc;
     }
-    sigset_t mask;
-    hd_temp_guard_block(&mask);
-    FILE *f = fopen(tmp, "wb");
-    int err = errno, guard = f ? hd_temp_guard_add(tmp) : -1;
-    hd_temp_guard_unblock(&mask);
-    if (!f) {
-        free(hdr);
-        return hd_fail(e, HD_EIO, "%s: cannot create: %s", tmp, strerror(err));
-    }
+    FILE *f = out.f;
+    const char *tmp = out.tmp;
     int rc = 0;
     unsigned char *chunk = NULL;
     /* pad the JSON with spaces so the data area starts 8-byte aligned */
@@ -697,11 +691,5 @@ int hd_st_write(const char *path, const hd_st_write_item *items, int n_items, hd
 out:
     free(chunk);
     free(hdr);
-    if (fclose(f) != 0 && rc == 0)
-        rc = hd_fail(e, HD_EIO, "%s: close failed: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = hd_fail(e, HD_EIO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc < 0) remove(tmp);
-    hd_temp_guard_remove(guard); /* after the unlink: no window without a guard */
-    return rc;
+    return hd_tmp_file_finish(&out, path, rc, e);
 }
