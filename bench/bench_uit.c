@@ -753,11 +753,15 @@ typedef struct cpu_opts {
     int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
 } cpu_opts;
 
+/* The product option of a mode (*bf16): GEMM_EXACT, GEMM_BF16 (gemm_bf16) or GEMM_INT8. */
+enum { GEMM_EXACT = 0, GEMM_BF16 = 1, GEMM_INT8 = 2 };
+
 /* Weight format and GEMM option of a mode. */
 static int mode_format(const char *mode, hd_dtype *dt, int *bf16) {
     static const struct { const char *name; hd_dtype dt; int bf16; } modes[] = {
-        {"exact", HD_BF16, 0}, {"bf16", HD_BF16, 1}, {"q8_0", HD_Q8_0, 0}, {"q4_0", HD_Q4_0, 0},
-        {"q4_k", HD_Q4_K, 0},  {"q5_k", HD_Q5_K, 0}, {"q6_k", HD_Q6_K, 0}};
+        {"exact", HD_BF16, GEMM_EXACT}, {"bf16", HD_BF16, GEMM_BF16}, {"int8", HD_BF16, GEMM_INT8},
+        {"q8_0", HD_Q8_0, 0}, {"q4_0", HD_Q4_0, 0}, {"q4_k", HD_Q4_K, 0},  {"q5_k", HD_Q5_K, 0},
+        {"q6_k", HD_Q6_K, 0}};
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
         if (!strcmp(mode, modes[i].name)) {
             *dt = modes[i].dt;
@@ -821,7 +825,8 @@ static int time_mode(const cpu_opts *o, const mem_model *mm, int bf16, bench_seq
     hd_backend *be = NULL;
     hd_backend_options opt = {0};
     opt.n_threads = o->n_threads;
-    opt.gemm_bf16 = bf16;
+    opt.gemm_bf16 = bf16 == GEMM_BF16;
+    opt.gemm_int8 = bf16 == GEMM_INT8;
     hd_uit *m = NULL;
     int rc = -1;
     double fwd[64], lay[64];
@@ -843,7 +848,8 @@ static void print_mode(const cpu_opts *o, const char *mode, int bf16, const benc
                        const hd_config *cfg, double fl_io, stats sf, stats sl, torch_result tb,
                        torch_result tf) {
     double fl = layer_flops(&cfg->text, b->S, b->A) + fl_io;
-    double peak = o->peak * (bf16 && o->native_bf16 ? 2.0 : 1.0);
+    /* int8: two int8 products per fp32 FMA lane (VPMADDUBSW's rate where it has one port) */
+    double peak = o->peak * ((bf16 == GEMM_BF16 && o->native_bf16) || bf16 == GEMM_INT8 ? 2.0 : 1.0);
     double gflops = fl / 1e6 / sf.med;
     if (o->json) {
         char torch_ms[32] = "null", torch_fp32_ms[32] = "null";
@@ -869,13 +875,14 @@ static void print_mode(const cpu_opts *o, const char *mode, int bf16, const benc
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: bench_uit [--modes exact,bf16,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
+            "usage: bench_uit [--modes exact,bf16,int8,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
             "                 [--no-torch] [--no-torch-fp32] [--shared DIR] [--only 384|1280]\n"
-            "       bench_uit --model DIR [--bf16-gemm] [--reps N] [--threads N] [--only ...]\n"
+            "       bench_uit --model DIR [--bf16-gemm|--int8] [--reps N] [--threads N] [--only ...]\n"
             "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
             "backend in each mode (exact: float32 products of bf16 weights; bf16: --bf16-gemm;\n"
+            "int8: --int8, W8A8 products, its peak_gflops twice the fp32 FMA peak;\n"
             "q8_0, q4_0, q4_k, q5_k, q6_k: the matrices quantized to that GGUF format), beside\n"
             "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
@@ -888,12 +895,13 @@ static void usage(void) {
 }
 
 /* --model DIR: the real forward of every layer of a model directory (any weight format). */
-static int run_cpu_model(const cpu_opts *o, int bf16_gemm) {
+static int run_cpu_model(const cpu_opts *o, int gemm) {
     hd_error e = {0};
     hd_backend *be = NULL;
     hd_backend_options opt = {0};
     opt.n_threads = o->n_threads;
-    opt.gemm_bf16 = bf16_gemm;
+    opt.gemm_bf16 = gemm == GEMM_BF16;
+    opt.gemm_int8 = gemm == GEMM_INT8;
     hd_config cfg;
     hd_safetensors st = {0};
     hd_uit *m = NULL;
@@ -906,7 +914,8 @@ static int run_cpu_model(const cpu_opts *o, int bf16_gemm) {
     }
     int nl = cfg.text.num_layers;
     printf("model: %s (%d layers, real forward timed; products %s)\n\n%-6s %-44s %10s %10s %10s "
-           "%9s %9s %6s\n", o->model_dir, nl, bf16_gemm ? "bf16" : "exact", "tokens", "what",
+           "%9s %9s %6s\n", o->model_dir, nl,
+           gemm == GEMM_BF16 ? "bf16" : gemm == GEMM_INT8 ? "int8" : "exact", "tokens", "what",
            "median ms", "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak");
     const int64_t texts[2] = {128, 256}, sides[2] = {512, 1024};
     int rc = 0;
@@ -1037,7 +1046,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-torch")) torch = 0;
         else if (!strcmp(argv[i], "--no-torch-fp32")) torch_fp32 = 0;
-        else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = 1;
+        else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = GEMM_BF16;
+        else if (!strcmp(argv[i], "--int8")) bf16_gemm = GEMM_INT8;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i], modes_given = 1;
@@ -1063,7 +1073,7 @@ int main(int argc, char **argv) {
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
-    cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,q8_0,q4_k", reps, n_threads,
+    cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,int8,q8_0,q4_k", reps, n_threads,
                   threads, torch, torch_fp32, only, json, 0, 0};
     for (char *save = NULL, *copy = strdup(o.modes), *md = strtok_r(copy, ",", &save); copy;
          md = strtok_r(NULL, ",", &save)) {
@@ -1074,7 +1084,7 @@ int main(int argc, char **argv) {
             break;
         }
         if (mode_format(md, &dt, &bf16) < 0) {
-            fprintf(stderr, "bench_uit: --modes: unknown mode '%s' (exact, bf16, q8_0, q4_0, "
+            fprintf(stderr, "bench_uit: --modes: unknown mode '%s' (exact, bf16, int8, q8_0, q4_0, "
                             "q4_k, q5_k, q6_k)\n", md);
             free(copy);
             return 2;

@@ -121,6 +121,7 @@ static void every_recorded_setting_changes_the_picture(void) {
         {"hidream:bf16_gemm", "0"},      {"hidream:bf16_compat", "0"},
         {"hidream:uncond", "sharp"},     {"hidream:prompt", "a blue square"},
         {"hidream:size", "64x96"},       {"hidream:scheduler", "flow_match"},
+        {"hidream:int8", "1"}, /* absent from the base picture: added */
     };
     for (size_t i = 0; base_ok && i < sizeof changes / sizeof *changes; i++) {
         char out[4096];
@@ -150,7 +151,7 @@ static void invalid_recipe_value_is_an_error_and_writes_nothing(void) {
         {"hidream:mode", "fast"},        {"hidream:size", "abc"},
         {"hidream:size", "64x64junk"},   {"hidream:size", "99999999999x64"},
         {"hidream:size", "64x"},         {"hidream:noise_scale", "1"},
-        {"hidream:noise_clip_std", "x"}, {"hidream:bf16_gemm", "2"},
+        {"hidream:noise_clip_std", "x"}, {"hidream:bf16_gemm", "2"}, {"hidream:int8", "yes"},
         {"hidream:bf16_compat", "yes"},  {"hidream:keep_aspect", "-1"},
         {"hidream:backend", "tpu"},      {"hidream:references", "2"},
         {"hidream:references", "x"},     {"hidream:layout", "nofile.json"},
@@ -169,6 +170,26 @@ static void invalid_recipe_value_is_an_error_and_writes_nothing(void) {
                "key and file: %s", bad[i][0], out);
         CHECKF(access(path("t_out.png"), F_OK) != 0, "%s: a file was written", bad[i][0]);
     }
+}
+
+/* --int8 is recorded (only when on) and read back: the same picture again. */
+static void int8_products_are_recorded_and_regenerate_the_identical_picture(void) {
+    char out[4096];
+    CHECK(recipe_value(path("base.png"), "hidream:int8")[0] == 0);
+    int rc = run(out, sizeof out,
+                 "'%s' generate -m '%s' -p 'a red circle' -o '%s' --width 96 --height 64 --no-snap "
+                 "--steps 2 --seed 5 --int8 2>&1", bin, model, path("i8.png"));
+    CHECKF(rc == 0, "rc %d: %s", rc, out);
+    CHECK(!strcmp(recipe_value(path("i8.png"), "hidream:int8"), "1"));
+    rc = run(out, sizeof out, "'%s' generate --from-png '%s' -o '%s' 2>&1", bin, path("i8.png"),
+             path("i8_again.png"));
+    CHECKF(rc == 0, "rc %d: %s", rc, out);
+    CHECK(same_pixels(path("i8.png"), path("i8_again.png")) == 1);
+    CHECK(tamper(path("i8.png"), path("i8_off.png"), "hidream:int8", "0") == 0);
+    rc = run(out, sizeof out, "'%s' generate --from-png '%s' -o '%s' 2>&1", bin,
+             path("i8_off.png"), path("i8_exact.png"));
+    CHECKF(rc == 0, "rc %d: %s", rc, out);
+    CHECK(same_pixels(path("i8.png"), path("i8_exact.png")) == 0);
 }
 
 static void recipe_of_another_model_warns(void) {
@@ -259,6 +280,7 @@ int main(void) {
     RUN_TEST(recipe_regenerates_the_identical_picture);
     RUN_TEST(every_recorded_setting_changes_the_picture);
     RUN_TEST(invalid_recipe_value_is_an_error_and_writes_nothing);
+    RUN_TEST(int8_products_are_recorded_and_regenerate_the_identical_picture);
     RUN_TEST(recipe_of_another_model_warns);
     RUN_TEST(recorded_model_dir_is_named_as_the_recipes);
     RUN_TEST(flags_override_the_recipe);

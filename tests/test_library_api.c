@@ -186,7 +186,7 @@ int main(void) {
     snprintf(model_dir, sizeof model_dir, "%s/small", tmp);
     if (make_small_model(model_dir)) return hd_test_finish();
     hd_error e = {0};
-    hd_model_options mo = {"cpu", 1, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = 1};
     if (hd_model_load(&model, model_dir, &mo, &e) < 0) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;

@@ -29,7 +29,7 @@ static int make_model(char *dir, size_t n, const char *name, const char *args) {
 static hd_model *load(const char *dir) {
     hd_model *m = NULL;
     hd_error e = {0};
-    hd_model_options mo = {"cpu", 2, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = 2};
     CHECKF(hd_model_load(&m, dir, &mo, &e) == 0, "%s: %s", dir, e.msg);
     return m;
 }
@@ -222,7 +222,7 @@ static void test_patch_size_that_does_not_fit_the_weights_is_refused_at_load(voi
     CHECK(edit_config(dir, "\"patch_size\": 8", "\"patch_size\": 16") == 0);
     hd_model *m = NULL;
     hd_error e = {0};
-    hd_model_options mo = {"cpu", 1, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = 1};
     CHECK(hd_model_load(&m, dir, &mo, &e) == HD_EMISMATCH && m == NULL);
     CHECKF(strstr(e.msg, "config.json: hidream.patch_size = 16") &&
                strstr(e.msg, "model.x_embedder.proj1.weight") && strstr(e.msg, "768") &&

@@ -196,7 +196,7 @@ int main(void) {
         return 1;
     }
     hd_error e = {0};
-    hd_model_options mo = {"cpu", 2, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = 2};
     if (hd_model_load(&model, dir, &mo, &e) < 0) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;

@@ -107,7 +107,8 @@ void hd_backend_destroy(hd_backend *be) {
 
 const char *hd_weight_use_name(hd_weight_use use) {
     switch (use) {
-    case HD_USE_LINEAR: return "matrix products";
+    case HD_USE_LINEAR:
+    case HD_USE_LINEAR_ONCE: return "matrix products";
     case HD_USE_ROWS: return "embedding lookups";
     case HD_USE_VECTOR: return "vector parameters";
     default: return "?";
@@ -133,5 +134,12 @@ int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_d
                        "given for %s, which has none)", scale, hd_dtype_name(dtype));
     HD_TRY(be->ops->weight(be, t, dtype, rows, cols, host, e));
     t->wscale = scale;
+    if (use == HD_USE_LINEAR && be->ops->prepare_linear) {
+        int rc = be->ops->prepare_linear(be, t, e);
+        if (rc < 0) {
+            if (be->ops->free) be->ops->free(be, t);
+            return rc;
+        }
+    }
     return 0;
 }

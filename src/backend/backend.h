@@ -32,6 +32,9 @@ typedef enum hd_weight_use {
     HD_USE_LINEAR = 0, /* the w of linear (the forward matrix product) */
     HD_USE_ROWS,       /* a table read by gather_rows (token embeddings) */
     HD_USE_VECTOR,     /* a 1×N parameter: norm weights, biases, positional tables */
+    HD_USE_LINEAR_ONCE, /* the w of a product a request runs once, not per step (the vision
+                           tower): as HD_USE_LINEAR, but never re-laid out by prepare_linear
+                           (int8 would cost its accuracy and save no time) */
     HD_USE_COUNT
 } hd_weight_use;
 
@@ -43,6 +46,9 @@ typedef struct hd_tensor {
     int owned;        /* 1 if the backend allocated data and hd_tensor_free releases it */
     float wscale;     /* an F8 weight's values are the stored ones × wscale ("scaled fp8");
                          set by hd_backend_bind_weight, unused for other formats */
+    void *packed;     /* a weight the backend re-laid out for its products when it was bound
+                         (prepare_linear; the CPU int8 panels), owned, freed with the tensor;
+                         NULL otherwise. Views drop it and read data. */
 } hd_tensor;
 
 /* Attention mask, covering every pattern the models use without materialising a matrix.
@@ -80,6 +86,10 @@ typedef struct hd_backend_ops {
                   const void *host, hd_error *e);
     /* 1 if a weight stored as dtype can serve `use` on this backend (asked at bind time). */
     int (*supports)(hd_backend *be, hd_weight_use use, hd_dtype dtype);
+    /* Optional: called once for each weight bound for HD_USE_LINEAR, after weight(); may set
+     * t->packed to a form its linear multiplies faster (the CPU's int8 panels with the
+     * gemm_int8 option). NULL or leaving packed NULL: linear reads the weight as stored. */
+    int (*prepare_linear)(hd_backend *be, hd_tensor *t, hd_error *e);
     /* Host <-> device for float32 tensors (honouring the stride). */
     void (*write)(hd_backend *be, hd_tensor *dst, const float *src);
     void (*read)(hd_backend *be, const hd_tensor *src, float *dst);
@@ -204,6 +214,11 @@ typedef struct hd_backend_options {
      * CUDA: BF16 weights stay BF16 on the device (half the memory) and linear with such a
      * weight rounds x to bf16 and runs cublasLt bf16 x bf16 -> float32. */
     int gemm_bf16;
+    /* CPU: linear with a BF16/F16/F32/F8 weight runs in int8 (gemm_i8.h): W quantized per
+     * output channel once at bind (then held as int8: half of bf16), x per row at each call,
+     * integer products, float32 epilogue. About 1e-2 relative error per product; tied
+     * embedding lookups keep the stored weights. Block-quantized weights keep their path. */
+    int gemm_int8;
 } hd_backend_options;
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
@@ -242,6 +257,7 @@ static inline hd_tensor hd_view_rows(const hd_tensor *t, int64_t r0, int64_t n) 
     v.data = (char *)t->data + (size_t)r0 * (size_t)hd_dtype_row_bytes(t->dtype, t->stride);
     v.rows = n;
     v.owned = 0;
+    v.packed = NULL;
     return v;
 }
 
@@ -250,12 +266,13 @@ static inline hd_tensor hd_view_cols(const hd_tensor *t, int64_t c0, int64_t n) 
     v.data = (char *)t->data + (size_t)hd_dtype_row_bytes(t->dtype, c0);
     v.cols = n;
     v.owned = 0;
+    v.packed = NULL;
     return v;
 }
 
-/* Frees t if it owns memory and zeroes it (safe on a zeroed tensor). */
+/* Frees t if it owns memory (data or a packed form) and zeroes it (safe on a zeroed tensor). */
 static inline void hd_tensor_free(hd_backend *be, hd_tensor *t) {
-    if (t->owned && be) be->ops->free(be, t);
+    if ((t->owned || t->packed) && be) be->ops->free(be, t);
     memset(t, 0, sizeof *t); /* not "= {0}": this header is also compiled as C++ (nvcc) */
 }
 

@@ -203,7 +203,7 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
     }
     hd_error e = {0};
     hd_model *m = NULL;
-    hd_model_options mo = {"cpu", (int)o->threads, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = (int)o->threads};
     if (hd_model_load(&m, dir, &mo, &e) < 0) {
         fprintf(stderr, "hidream eval: %s\n", e.msg);
         return 2;

@@ -145,7 +145,7 @@ int cmd_info(int argc, char **argv) {
     hd_model *m = NULL;
     /* exactly what generate loads and checks (config, weights, inventory, tokenizer, vision
      * tower), on one CPU thread, plus one prompt through the tokenizer and the chat template */
-    hd_model_options mo = {"cpu", 1, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = 1};
     if (hd_model_load(&m, dir, &mo, &e) < 0 || probe_tokenizer(m, dir, &e) < 0) {
         fprintf(stderr, "hidream info: %s\n", e.msg);
         hd_model_free(m);
@@ -213,16 +213,25 @@ int cmd_info(int argc, char **argv) {
     /* dtypes and bytes: per dtype over all tensors; mapped bytes per part for the estimate */
     int n_per_dtype[HD_DTYPE_COUNT] = {0};
     uint64_t bytes_per_dtype[HD_DTYPE_COUNT] = {0}, part_bytes[HD_PART_COUNT] = {0};
+    uint64_t int8_bytes = 0; /* text-to-image weights with --int8 */
     for (int i = 0; i < st->n_tensors; i++) {
         const hd_st_tensor *x = &st->tensors[i];
         n_per_dtype[x->dtype]++;
         bytes_per_dtype[x->dtype] += x->nbytes;
-        if (!strncmp(x->name, "model.visual.", 13))
+        if (!strncmp(x->name, "model.visual.", 13)) {
             part_bytes[HD_PART_VISION] += x->nbytes;
-        else if (!strncmp(x->name, "model.language_model.", 21))
+            continue;
+        } else if (!strncmp(x->name, "model.language_model.", 21))
             part_bytes[HD_PART_TEXT] += x->nbytes;
         else if (strcmp(x->name, "lm_head.weight"))
             part_bytes[HD_PART_HIDREAM] += x->nbytes;
+        else
+            continue;
+        /* --int8 holds each float matrix of a product as int8 + one float per row; the token
+         * table (lookups) and block-quantized matrices stay as stored */
+        int product = x->ndim == 2 && x->shape[0] > 1 && !hd_dtype_is_quantized(x->dtype) &&
+                      !strstr(x->name, "embed_tokens");
+        int8_bytes += product ? (uint64_t)x->shape[0] * ((uint64_t)x->shape[1] + 4) : x->nbytes;
     }
     uint64_t disk = 0;
     for (int i = 0; i < st->n_files; i++)
@@ -252,6 +261,8 @@ int cmd_info(int argc, char **argv) {
     printf("memory        text-to-image %dx%d: weights %.2f GiB mapped + activations ~%.2f GiB"
            " = ~%.2f GiB\n",
            est_w, est_h, w_t2i / GIB, a_t2i / GIB, (w_t2i + a_t2i) / GIB);
+    printf("              with --int8: weights %.2f GiB + activations ~%.2f GiB = ~%.2f GiB\n",
+           (double)int8_bytes / GIB, a_t2i / GIB, ((double)int8_bytes + a_t2i) / GIB);
     if (vision_usable) {
         /* one reference at the output size: its patches join the sequence, its condition copy
          * becomes ViT tokens inside the prompt */

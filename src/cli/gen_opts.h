@@ -17,7 +17,7 @@ typedef struct gen_opts {
     const char *model, *output, *from_png, *preview_dir;
     const char *ref_paths[GEN_MAX_REFS];
     int n_refs;
-    int threads, verbose, bf16_gemm;
+    int threads, verbose, bf16_gemm, int8;
     const char *backend;
     hd_mode mode;
     hd_generate_params p;

@@ -52,6 +52,8 @@ static int bind_use(hd_uit *m, const hd_safetensors *st, hd_tensor *w, const cha
     HD_TRY(hd_inv_weight_scale(st, t, &scale, e));
     int rc = hd_backend_bind_weight(m->be, w, use, t->dtype, rows, cols, t->data, scale, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor '%s'", st_path(st, t), name);
+    /* a weight the backend re-laid out (int8) is not read from the file again: drop its pages */
+    if (rc == 0 && w->packed) hd_st_release(st, t, 0, t->nbytes);
     return rc;
 }
 

@@ -86,7 +86,8 @@ static int bind(hd_vit *vit, const hd_safetensors *st, const char *name, int64_t
     HD_TRY(find_visual(st, name, rows, cols, &t, e));
     float scale;
     HD_TRY(hd_inv_weight_scale(st, t, &scale, e));
-    int rc = hd_backend_bind_weight(vit->be, w, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR,
+    /* the tower runs once per request: its products keep the stored weights (no int8) */
+    int rc = hd_backend_bind_weight(vit->be, w, rows == 1 ? HD_USE_VECTOR : HD_USE_LINEAR_ONCE,
                                     t->dtype, rows, cols, t->data, scale, e);
     if (rc < 0) hd_error_prefix(e, "%s: tensor 'model.visual.%s'", st_file_name(st, t->file), name);
     return rc;

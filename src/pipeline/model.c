@@ -36,10 +36,12 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     if (opt) {
         bo.n_threads = opt->n_threads;
         bo.gemm_bf16 = opt->bf16_gemm;
+        bo.gemm_int8 = opt->int8;
     }
     const char *backend = opt && opt->backend ? opt->backend : "cpu";
     snprintf(m->backend, sizeof m->backend, "%s", backend);
     m->bf16_gemm = bo.gemm_bf16 != 0;
+    m->int8 = bo.gemm_int8 != 0;
     int rc = hd_config_load_dir(&m->cfg, dir, e);
     if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
     if (rc == 0) rc = hd_model_check_patch_size(&m->cfg, &m->st, dir, e);

@@ -35,6 +35,7 @@ struct hd_model {
     /* the options it was loaded with that change the pixels (recorded in a picture's recipe) */
     char backend[8];
     int bf16_gemm;
+    int int8;
 };
 
 /* One generation in progress. Owned memory is released by hd_job_free. */

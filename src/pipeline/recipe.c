@@ -79,7 +79,9 @@ int hd_recipe_from_params(hd_recipe *r, const hd_generate_params *p, const hd_im
         if (rc == 0) rc = dup_into(&r->model_dir, realpath(m->dir, abs) ? abs : m->dir, e);
         if (rc == 0) rc = dup_into(&r->backend, m->backend[0] ? m->backend : "cpu", e);
         r->bf16_gemm = m->bf16_gemm != 0;
+        r->int8 = m->int8 != 0;
         r->has |= HD_RECIPE_MODEL | HD_RECIPE_MODEL_DIR | HD_RECIPE_BACKEND | HD_RECIPE_BF16_GEMM;
+        if (r->int8) r->has |= HD_RECIPE_INT8; /* recorded when on: older readers keep working */
     }
     if (rc < 0) {
         hd_recipe_free(r);
@@ -163,6 +165,7 @@ static int collect(const hd_recipe *r, kv_list *l) {
     if (h & HD_RECIPE_NOISE_CLIP) rc |= add(l, "hidream:noise_clip_std", "%.17g", r->noise_clip_std);
     if (h & HD_RECIPE_BF16_COMPAT) rc |= add(l, "hidream:bf16_compat", "%d", r->bf16_compat ? 1 : 0);
     if (h & HD_RECIPE_BF16_GEMM) rc |= add(l, "hidream:bf16_gemm", "%d", r->bf16_gemm ? 1 : 0);
+    if (h & HD_RECIPE_INT8) rc |= add(l, "hidream:int8", "%d", r->int8 ? 1 : 0);
     if ((h & HD_RECIPE_BACKEND) && r->backend) rc |= add(l, "hidream:backend", "%s", r->backend);
     if (h & HD_RECIPE_SIZE) rc |= add(l, "hidream:size", "%dx%d", r->width, r->height);
     if ((h & HD_RECIPE_MODEL) && r->model) rc |= add(l, "hidream:model", "%s", r->model);
@@ -333,6 +336,9 @@ static int parse_value(const char *key, const char *v, const char *what, hd_reci
     } else if (!strcmp(key, "hidream:bf16_gemm")) {
         if (get_bool(v, &r->bf16_gemm)) return bad(e, what, key, v, "0 or 1");
         r->has |= HD_RECIPE_BF16_GEMM;
+    } else if (!strcmp(key, "hidream:int8")) {
+        if (get_bool(v, &r->int8)) return bad(e, what, key, v, "0 or 1");
+        r->has |= HD_RECIPE_INT8;
     } else if (!strcmp(key, "hidream:keep_aspect")) {
         if (get_bool(v, &r->keep_aspect)) return bad(e, what, key, v, "0 or 1");
         r->has |= HD_RECIPE_KEEP_ASPECT;

@@ -299,7 +299,7 @@ static int look(run *r, int samples, int eval, hd_error *e) {
     char dir[4200];
     HD_TRY(export_model(r, dir, sizeof dir, e));
     hd_model *m = NULL;
-    hd_model_options mo = {"cpu", r->opt->threads > 0 ? r->opt->threads : c->threads, 0};
+    hd_model_options mo = {.backend = "cpu", .n_threads = r->opt->threads > 0 ? r->opt->threads : c->threads};
     HD_TRY(hd_model_load(&m, dir, &mo, e));
     int rc = 0;
     if (samples && c->n_prompts > 0) {

@@ -21,6 +21,7 @@ typedef struct golden_ctx {
     const char *weights_dir;  /* forward cases: weights from this model directory (a quantized
                                  copy) instead of dir; NULL = dir */
     double fwd_tol;           /* forward cases: relative error bound (default 1e-4) */
+    int int8;                 /* forward cases: the CPU backend's int8 products (gemm_int8) */
     int n_threads;
     int verbose;
     int passed, failed, skipped;

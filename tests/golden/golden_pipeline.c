@@ -321,7 +321,7 @@ void golden_run_pipeline(golden_ctx *g) {
     }
     hd_model *m = NULL;
     hd_error e = {0};
-    hd_model_options mo = {g->backend, g->n_threads, 0};
+    hd_model_options mo = {.backend = g->backend, .n_threads = g->n_threads};
     if (hd_model_load(&m, g->dir, &mo, &e) < 0) {
         const char *k;
         json_t *v;

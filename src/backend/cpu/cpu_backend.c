@@ -146,7 +146,9 @@ static int cpu_alloc(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows,
 static void cpu_free(hd_backend *be, hd_tensor *t) {
     (void)be;
     if (t->owned) free(t->data);
+    free(t->packed);
     t->data = NULL;
+    t->packed = NULL;
     t->owned = 0;
 }
 
@@ -180,6 +182,14 @@ static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
     if (use == HD_USE_VECTOR) return plain;
     if (use == HD_USE_ROWS) return plain || hd_dtype_is_quantized(dtype);
     return 1;
+}
+
+/* gemm_int8: float weights become int8 panels (gemm_i8.h); block-quantized ones keep their
+ * dequantizing path, and a weight too small to pay for the panels stays as it is. */
+static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_error *e) {
+    hd_cpu *cpu = hd_cpu_of(be);
+    if (!cpu->int8 || hd_dtype_is_quantized(t->dtype) || t->rows * t->cols == 0) return 0;
+    return hd_cpu_prepare_i8(cpu, t, e);
 }
 
 static void cpu_write(hd_backend *be, hd_tensor *dst, const float *src) {
@@ -242,6 +252,7 @@ static void cpu_destroy(hd_backend *be) {
         if (cpu->scratch)
             for (int i = 0; i < cpu->n_threads; i++) free(cpu->scratch[i]);
         free(cpu->scratch);
+        free(cpu->i8_buf);
         free(cpu);
     }
     free(be);
@@ -254,6 +265,7 @@ static const hd_backend_ops cpu_ops = {
     .free = cpu_free,
     .weight = cpu_weight,
     .supports = cpu_supports,
+    .prepare_linear = cpu_prepare_linear,
     .write = cpu_write,
     .read = cpu_read,
     .copy = cpu_copy,
@@ -316,6 +328,12 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
         hd_cpu_features_detect(&f);
         if (isa == HD_ISA_AVX512 && f.avx512bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
         else cpu->round_bf16 = 1;
+    }
+    if (o.gemm_int8) {
+        cpu->int8 = 1;
+        int avx2 = isa >= HD_ISA_AVX2; /* AVX-512 machines run the AVX2 int8 kernels */
+        cpu->i8_ukr = avx2 ? hd_i8_ukr_avx2 : hd_i8_ukr_scalar;
+        cpu->i8_pack_row = avx2 ? hd_i8_pack_row_avx2 : hd_i8_pack_row_scalar;
     }
     /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */
     const hd_cpu_kernels *k = cpu->k;

@@ -203,6 +203,7 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
         hd_cpu_for_rows(cpu, M, N, bias_rows, &b);
         return;
     }
+    if (w->packed && hd_cpu_linear_i8(cpu, y, x, w->packed, bias) == 0) return;
     if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16 && !cpu->round_bf16) {
         gemv(cpu, y, x, w, bias);
         return;

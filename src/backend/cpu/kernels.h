@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/gemm_i8.h"
 #include "core/threadpool.h"
 
 /* Per-thread scratch memory, allocated once with the backend (floats, 64-byte aligned). GEMM
@@ -176,6 +177,12 @@ typedef struct hd_cpu {
      * and multiplies them in float32 (exact products), so the option means the same numerics
      * on every machine instead of silently being the exact path. */
     int round_bf16;
+    /* gemm_int8: linear weights are prepared as int8 panels at bind (gemm_i8.h) */
+    int int8;
+    hd_i8_ukr_fn i8_ukr;
+    hd_i8_pack_row_fn i8_pack_row;
+    void *i8_buf; /* the quantized x of the last int8 product, grown as needed */
+    size_t i8_cap;
 } hd_cpu;
 
 /* The K-slice of linear for weights stored as dt: the kernels' kc, cut to whole blocks of a
@@ -194,6 +201,12 @@ void hd_cpu_for_rows(hd_cpu *cpu, int64_t rows, int64_t cols, hd_cpu_rows_fn fn,
 
 /* Converts n elements of a weight row (BF16, F16 or F32) starting at element i0 to float32. */
 void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst);
+
+/* int8 products (gemm_i8.c): packs t (a float weight) into t->packed; returns 0 or an error.
+ * linear_i8 returns -1 (nothing done) when its buffer cannot grow: the caller falls back. */
+int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e);
+int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
+                     const hd_tensor *bias);
 
 /* ---- ops (one file each) ---- */
 void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,

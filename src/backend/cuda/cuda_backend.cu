@@ -375,6 +375,7 @@ static const hd_backend_ops cuda_ops = {
     .free = cuda_free,
     .weight = cuda_weight,
     .supports = cuda_supports,
+    .prepare_linear = NULL, /* weights are used as stored */
     .write = cuda_write,
     .read = cuda_read,
     .copy = cuda_copy,

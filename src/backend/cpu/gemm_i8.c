@@ -1,0 +1,214 @@
+/* int8 linear (gemm_i8.h): weight preparation, the portable kernels and the driver.
+ *
+ * The driver quantizes x once per call into row panels shared by every task (its scratch grows
+ * with the largest call and is kept), then splits the work like the float GEMM: tasks of (row
+ * range × HD_I8_NC columns), each sweeping K in slices of HD_I8_KC so that the weight block it
+ * reuses for all its row panels stays in L2. Weights are packed at bind time, so a call never
+ * converts or copies W. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/gemm_i8.h"
+#include "backend/cpu/kernels.h"
+#include "core/error.h"
+
+/* ---- portable kernels ---- */
+
+static inline int32_t quantize(float v, float inv) {
+    float r = nearbyintf(v * inv); /* round half to even, as the vector conversion */
+    if (!(r <= HD_I8_QMAX)) r = r > HD_I8_QMAX ? HD_I8_QMAX : 0; /* NaN -> 0 */
+    if (r < -HD_I8_QMAX) r = -HD_I8_QMAX;
+    return (int32_t)r;
+}
+
+float hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int8_t *panel, int i) {
+    float amax = 0;
+    for (int64_t c = 0; c < k; c++) amax = fmaxf(amax, fabsf(x[c]));
+    float inv = hd_i8_inv(amax);
+    for (int64_t c = 0; c < kp; c++) {
+        int32_t q = c < k ? quantize(x[c], inv) : 0;
+        panel[((c / 4) * HD_I8_MR + i) * 4 + c % 4] = (int8_t)q;
+    }
+    return hd_i8_scale(amax);
+}
+
+/* v = (float)acc·(sx·sw), then stored (+ bias) or added: the order every kernel follows. */
+static inline void epilogue_store(float *c, int64_t ldc, int mr, int nr, const int32_t *acc,
+                                  const hd_i8_tile *t) {
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        for (int j = 0; j < nr; j++) {
+            float v = (float)acc[i * HD_I8_NR + j] * (t->sx[i] * t->sw[j]);
+            if (t->first) row[j] = t->bias ? v + t->bias[j] : v;
+            else row[j] = row[j] + v;
+        }
+    }
+}
+
+void hd_i8_ukr_scalar(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
+                      int mr, int nr, const hd_i8_tile *t) {
+    int32_t acc[HD_I8_MR * HD_I8_NR] = {0};
+    for (int64_t g = 0; g < steps; g++) {
+        const int8_t *a = ap + g * HD_I8_MR * 4;
+        const int8_t *b = bp + g * HD_I8_NR * 4;
+        for (int i = 0; i < HD_I8_MR; i++)
+            for (int j = 0; j < HD_I8_NR; j++)
+                for (int u = 0; u < 4; u++) acc[i * HD_I8_NR + j] += a[i * 4 + u] * b[j * 4 + u];
+    }
+    epilogue_store(c, ldc, mr, nr, acc, t);
+}
+
+/* ---- weight preparation ---- */
+
+typedef struct prep_job {
+    hd_cpu *cpu;
+    hd_i8_weight *w;
+    hd_dtype dt;
+    const char *host;
+    uint64_t row_bytes;
+    float wscale;
+} prep_job;
+
+/* One panel: 16 rows of W to float32, their scales, quantized into the panel layout. */
+static void prep_panel(void *ctx, int64_t p, int thread) {
+    const prep_job *g = ctx;
+    hd_i8_weight *w = g->w;
+    float *row = g->cpu->scratch[thread];
+    int8_t *panel = w->panels + p * w->kp * HD_I8_NR;
+    memset(panel, 0, (size_t)w->kp * HD_I8_NR);
+    for (int j = 0; j < HD_I8_NR && p * HD_I8_NR + j < w->n; j++) {
+        int64_t n = p * HD_I8_NR + j;
+        hd_cpu_load_f32(g->dt, g->host + (size_t)n * g->row_bytes, 0, w->k, row);
+        float amax = 0;
+        for (int64_t c = 0; c < w->k; c++) {
+            row[c] *= g->wscale;
+            amax = fmaxf(amax, fabsf(row[c]));
+        }
+        float inv = hd_i8_inv(amax);
+        for (int64_t c = 0; c < w->k; c++)
+            panel[((c / 4) * HD_I8_NR + j) * 4 + c % 4] = (int8_t)quantize(row[c], inv);
+        w->scale[n] = hd_i8_scale(amax);
+    }
+}
+
+int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
+    int64_t n = t->rows, k = t->cols, kp = (k + HD_I8_KU - 1) / HD_I8_KU * HD_I8_KU;
+    int64_t panels = (n + HD_I8_NR - 1) / HD_I8_NR;
+    if (k > HD_CPU_SCRATCH_FLOATS || k > (int64_t)1 << 24)
+        return hd_fail(e, HD_EUNSUPPORTED, "int8 products: rows of %lld values are too long",
+                       (long long)k);
+    size_t head = (sizeof(hd_i8_weight) + 63) & ~(size_t)63;
+    size_t vec = ((size_t)n * 4 + 63) & ~(size_t)63;
+    size_t bytes = head + vec + (size_t)panels * (size_t)kp * HD_I8_NR;
+    char *mem = aligned_alloc(64, bytes);
+    if (!mem)
+        return hd_fail(e, HD_ENOMEM, "int8 products: out of memory for a %lld x %lld weight",
+                       (long long)n, (long long)k);
+    hd_i8_weight *w = (hd_i8_weight *)mem;
+    w->n = n;
+    w->k = k;
+    w->kp = kp;
+    w->scale = (float *)(mem + head);
+    w->panels = (int8_t *)(mem + head + vec);
+    prep_job g = {cpu, w, t->dtype, t->data, hd_dtype_row_bytes(t->dtype, t->stride), t->wscale};
+    hd_pool_run(cpu->pool, panels, prep_panel, &g);
+    t->packed = w;
+    return 0;
+}
+
+/* ---- driver ---- */
+
+typedef struct i8_job {
+    hd_cpu *cpu;
+    const hd_i8_weight *w;
+    float *y;
+    int64_t ldy;
+    const float *sx;   /* [Mp] */
+    const int8_t *xq; /* Mp/6 row panels of 6·kp bytes */
+    const hd_tensor *bias;
+    int64_t M;
+    int64_t m_range, n_mr;
+} i8_job;
+
+static void i8_task(void *ctx, int64_t t, int thread) {
+    const i8_job *g = ctx;
+    const hd_i8_weight *w = g->w;
+    int64_t nb = t / g->n_mr, mi = t % g->n_mr;
+    int64_t n0 = nb * HD_I8_NC, n1 = n0 + HD_I8_NC < w->n ? n0 + HD_I8_NC : w->n;
+    int64_t m0 = mi * g->m_range, m1 = m0 + g->m_range < g->M ? m0 + g->m_range : g->M;
+    if (m0 >= m1 || n0 >= n1) return;
+    float *biasp = g->cpu->scratch[thread];
+    if (g->bias) hd_cpu_load_f32(g->bias->dtype, g->bias->data, n0, n1 - n0, biasp);
+    for (int64_t pc = 0; pc < w->kp; pc += HD_I8_KC) {
+        int64_t steps = (w->kp - pc < HD_I8_KC ? w->kp - pc : HD_I8_KC) / HD_I8_KU;
+        for (int64_t ir = m0; ir < m1; ir += HD_I8_MR) {
+            int mr = (int)(m1 - ir < HD_I8_MR ? m1 - ir : HD_I8_MR);
+            const int8_t *ap = g->xq + ir * w->kp + pc * HD_I8_MR;
+            for (int64_t jr = n0; jr < n1; jr += HD_I8_NR) {
+                int nr = (int)(n1 - jr < HD_I8_NR ? n1 - jr : HD_I8_NR);
+                hd_i8_tile tl = {g->sx + ir, w->scale + jr,
+                                 pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0};
+                g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
+                               g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
+            }
+        }
+    }
+}
+
+typedef struct pack_x_job {
+    hd_cpu *cpu;
+    const hd_tensor *x;
+    int64_t kp;
+    int8_t *xq;
+    float *sx;
+} pack_x_job;
+
+static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
+    const pack_x_job *p = ctx;
+    for (int64_t r = r0; r < r1; r++)
+        p->sx[r] = p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride,
+                                       p->x->cols, p->kp, p->xq + (r / HD_I8_MR) * HD_I8_MR * p->kp,
+                                       (int)(r % HD_I8_MR));
+}
+
+/* Grows the per-backend buffer for the quantized x (kept between calls). */
+static int ensure_xq(hd_cpu *cpu, size_t bytes) {
+    if (cpu->i8_cap >= bytes) return 0;
+    void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p) return -1;
+    free(cpu->i8_buf);
+    cpu->i8_buf = p;
+    cpu->i8_cap = bytes;
+    return 0;
+}
+
+int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
+                     const hd_tensor *bias) {
+    int64_t M = y->rows, Mp = (M + HD_I8_MR - 1) / HD_I8_MR * HD_I8_MR;
+    size_t xq_bytes = (size_t)Mp * (size_t)w->kp;
+    if (ensure_xq(cpu, xq_bytes + (size_t)Mp * sizeof(float)) < 0) return -1;
+    int8_t *xq = cpu->i8_buf;
+    float *sx = (float *)(xq + xq_bytes);
+    pack_x_job px = {cpu, x, w->kp, xq, sx};
+    hd_cpu_for_rows(cpu, M, x->cols, pack_x_rows, &px);
+    /* rows past M of the last panel: zeros with scale 0 (their results are never stored) */
+    for (int64_t r = M; r < Mp; r++) {
+        sx[r] = 0;
+        for (int64_t c = 0; c < w->kp; c += 4)
+            memset(xq + (r / HD_I8_MR) * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + r % HD_I8_MR) * 4,
+                   0, 4);
+    }
+    i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .sx = sx, .xq = xq,
+                .bias = bias, .M = M};
+    int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / HD_I8_MR;
+    int64_t want = (int64_t)cpu->n_threads * 4;
+    int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;
+    if (n_mr > m_tiles) n_mr = m_tiles;
+    if (n_mr < 1) n_mr = 1;
+    g.m_range = ((m_tiles + n_mr - 1) / n_mr) * HD_I8_MR;
+    g.n_mr = (M + g.m_range - 1) / g.m_range;
+    hd_pool_run(cpu->pool, n_nb * g.n_mr, i8_task, &g);
+    return 0;
+}
