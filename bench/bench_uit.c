@@ -324,6 +324,7 @@ static void mm_free(mem_model *mm) {
 
 typedef struct bench_seq {
     int64_t text, side, L, S, A;
+    int64_t n_out; /* values of the predicted patches (L × patch_dim) */
     int32_t *ids, *pos, *out_rows;
     float *vin, *out;
 } bench_seq;
@@ -341,6 +342,7 @@ static int seq_make(bench_seq *b, int64_t text, int64_t side, const hd_uit *m) {
     b->out_rows = malloc((size_t)b->L * sizeof *b->out_rows);
     b->vin = malloc((size_t)(b->L * m->patch_dim) * sizeof *b->vin);
     b->out = malloc((size_t)(b->L * m->patch_dim) * sizeof *b->out);
+    b->n_out = b->L * m->patch_dim;
     if (!b->ids || !b->pos || !b->out_rows || !b->vin || !b->out) return -1;
     uint32_t n_ids = m->cfg.vocab_size < 150000 ? (uint32_t)m->cfg.vocab_size : 150000;
     for (int64_t s = 0; s < text; s++) {
@@ -365,6 +367,17 @@ static void seq_free(bench_seq *b) {
     free(b->out_rows);
     free(b->vin);
     free(b->out);
+}
+
+/* ||got − ref|| / ||ref|| over n values (the predicted patches of two modes). */
+static double rel_err(const float *got, const float *ref, int64_t n) {
+    double d2 = 0, r2 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        d2 += d * d;
+        r2 += (double)ref[i] * ref[i];
+    }
+    return r2 > 0 ? sqrt(d2 / r2) : 0;
 }
 
 /* FLOPs of one decoder layer over S rows with A causal rows (multiply-add = 2). */
@@ -749,6 +762,7 @@ static int run_gpu(const char *shared, int layers, int reps, const char *modes, 
 typedef struct cpu_opts {
     const char *model_dir, *shared, *modes;
     int reps, n_threads, threads, torch, torch_fp32, only, json;
+    int vs_exact; /* --model: also one exact forward of the same sequence, and the error */
     double peak;      /* measured fp32 FMA peak, GFLOP/s */
     int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
 } cpu_opts;
@@ -846,29 +860,31 @@ static int time_mode(const cpu_opts *o, const mem_model *mm, int bf16, bench_seq
 
 static void print_mode(const cpu_opts *o, const char *mode, int bf16, const bench_seq *b,
                        const hd_config *cfg, double fl_io, stats sf, stats sl, torch_result tb,
-                       torch_result tf) {
+                       torch_result tf, double err) {
     double fl = layer_flops(&cfg->text, b->S, b->A) + fl_io;
     /* int8: two int8 products per fp32 FMA lane (VPMADDUBSW's rate where it has one port) */
     double peak = o->peak * ((bf16 == GEMM_BF16 && o->native_bf16) || bf16 == GEMM_INT8 ? 2.0 : 1.0);
     double gflops = fl / 1e6 / sf.med;
     if (o->json) {
-        char torch_ms[32] = "null", torch_fp32_ms[32] = "null";
+        char torch_ms[32] = "null", torch_fp32_ms[32] = "null", err_s[32] = "null";
+        if (err >= 0) snprintf(err_s, sizeof err_s, "%.3g", err);
         if (tb.ok) snprintf(torch_ms, sizeof torch_ms, "%.2f", tb.med);
         if (tf.ok) snprintf(torch_fp32_ms, sizeof torch_fp32_ms, "%.2f", tf.med);
         printf("{\"tokens\": %lld, \"mode\": \"%s\", \"c_ms\": %.2f, \"c_ms_min\": %.2f, "
                "\"c_ms_max\": %.2f, \"layer_ms\": %.2f, \"torch_ms\": %s, "
                "\"torch_fp32_ms\": %s, \"gflops\": %.1f, \"peak_gflops\": %.1f, "
-               "\"peak_frac\": %.3f}\n",
+               "\"peak_frac\": %.3f, \"rel_err_vs_exact\": %s}\n",
                (long long)b->S, mode, sf.med, sf.min, sf.max, sl.med, torch_ms, torch_fp32_ms,
-               gflops, peak, gflops / peak);
+               gflops, peak, gflops / peak, err_s);
         fflush(stdout);
         return;
     }
-    char label[96], ratio[32] = "";
+    char label[96], ratio[32] = "", err_s[32] = "";
     snprintf(label, sizeof label, "C: 1-layer model forward, %s", mode);
     if (tb.ok) snprintf(ratio, sizeof ratio, "%.2fx", sf.med / tb.med);
-    printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%% %8s\n", (long long)b->S, label,
-           sf.med, sf.min, sf.max, fl / 1e9, gflops, 100.0 * gflops / peak, ratio);
+    if (err >= 0) snprintf(err_s, sizeof err_s, "%.3g", err);
+    printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%% %8s %9s\n", (long long)b->S, label,
+           sf.med, sf.min, sf.max, fl / 1e9, gflops, 100.0 * gflops / peak, ratio, err_s);
 }
 
 /* ---- main --------------------------------------------------------------------------------- */
@@ -877,7 +893,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_uit [--modes exact,bf16,int8,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
             "                 [--no-torch] [--no-torch-fp32] [--shared DIR] [--only 384|1280]\n"
-            "       bench_uit --model DIR [--bf16-gemm|--int8] [--reps N] [--threads N] [--only ...]\n"
+            "       bench_uit --model DIR [--bf16-gemm|--int8 [--vs-exact]] [--reps N] [--threads N] [--only ...]\n"
             "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
@@ -887,11 +903,30 @@ static void usage(void) {
             "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
             "c_ms_max, layer_ms, torch_ms (bf16), torch_fp32_ms, gflops, peak_gflops, peak_frac).\n"
-            "With --model DIR the real forward of a model directory is timed instead.\n"
+            "With --model DIR the real forward of a model directory is timed instead; --vs-exact\n"
+            "adds one exact forward of the same sequence and the relative error of the mode's.\n"
             "With --backend cuda: forwards of an N-layer random model at the 8B shapes (8) for\n"
             "1224 and 4296 tokens in each mode, and the baseline on the GPU (bf16, same layers);\n"
             "one line (or JSON object) per tokens x mode: tokens, mode, c_ms, torch_ms, tflops,\n"
             "rel_err_vs_exact (bf16 modes, of the predicted patches).\n");
+}
+
+/* One exact (float32) forward of b on a fresh backend over the same weights, into ref. */
+static int exact_forward(const cpu_opts *o, const hd_config *cfg, const hd_safetensors *st,
+                         bench_seq *b, float *ref) {
+    hd_error e = {0};
+    hd_backend *be = NULL;
+    hd_backend_options opt = {.n_threads = o->n_threads};
+    hd_uit *m = NULL;
+    hd_uit_seq seq = {b->ids, b->text, b->S, b->pos, b->A, NULL};
+    int rc = hd_backend_create(&be, "cpu", &opt, &e) < 0 || hd_uit_create(&m, be, cfg, st, &e) < 0 ||
+                     hd_uit_forward(m, &seq, b->vin, 0.5, b->out_rows, b->L, ref, NULL, &e) < 0
+                 ? -1
+                 : 0;
+    if (rc < 0) fprintf(stderr, "bench_uit: exact forward: %s\n", e.msg);
+    hd_uit_free(m);
+    hd_backend_destroy(be);
+    return rc;
 }
 
 /* --model DIR: the real forward of every layer of a model directory (any weight format). */
@@ -913,6 +948,8 @@ static int run_cpu_model(const cpu_opts *o, int gemm) {
         return 1;
     }
     int nl = cfg.text.num_layers;
+    /* the mode's peak, as print_mode's */
+    double peak = o->peak * ((gemm == GEMM_BF16 && o->native_bf16) || gemm == GEMM_INT8 ? 2.0 : 1.0);
     printf("model: %s (%d layers, real forward timed; products %s)\n\n%-6s %-44s %10s %10s %10s "
            "%9s %9s %6s\n", o->model_dir, nl,
            gemm == GEMM_BF16 ? "bf16" : gemm == GEMM_INT8 ? "int8" : "exact", "tokens", "what",
@@ -933,10 +970,18 @@ static int run_cpu_model(const cpu_opts *o, int gemm) {
         char what[96];
         snprintf(what, sizeof what, "C: %d-layer forward (model dir)", nl);
         printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%%\n", (long long)b.S, what,
-               sf.med, sf.min, sf.max, fl / 1e9, fl / 1e6 / sf.med, 100.0 * fl / 1e6 / sf.med / o->peak);
+               sf.med, sf.min, sf.max, fl / 1e9, fl / 1e6 / sf.med, 100.0 * fl / 1e6 / sf.med / peak);
         printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%%\n", (long long)b.S,
                "C: decoder layer 0 inside it", sl.med, sl.min, sl.max, fl_layer / 1e9,
-               fl_layer / 1e6 / sl.med, 100.0 * fl_layer / 1e6 / sl.med / o->peak);
+               fl_layer / 1e6 / sl.med, 100.0 * fl_layer / 1e6 / sl.med / peak);
+        if (o->vs_exact && gemm != GEMM_EXACT) {
+            float *ref = malloc((size_t)b.n_out * sizeof *ref);
+            if (!ref || exact_forward(o, &cfg, &st, &b, ref) < 0) rc = 1;
+            else
+                printf("%-6lld relative error of the predicted patches vs the exact path: %.4g\n",
+                       (long long)b.S, rel_err(b.out, ref, b.n_out));
+            free(ref);
+        }
         seq_free(&b);
     }
     hd_uit_free(m);
@@ -978,6 +1023,8 @@ static int run_tokens(const cpu_opts *o, mem_model *mm, hd_pool *pool, int64_t t
     }
     char modes[256];
     snprintf(modes, sizeof modes, "%s", o->modes);
+    float *ref = NULL; /* the exact mode's predicted patches, when it ran first */
+    const int64_t n_out = b.n_out;
     for (char *save = NULL, *mode = strtok_r(modes, ",", &save); mode && rc == 0;
          mode = strtok_r(NULL, ",", &save)) {
         hd_dtype dt = HD_BF16;
@@ -995,10 +1042,19 @@ static int run_tokens(const cpu_opts *o, mem_model *mm, hd_pool *pool, int64_t t
         }
         stats sf, sl;
         double fl_io = 0;
-        if (time_mode(o, use, bf16, &b, &sf, &sl, &fl_io) < 0) rc = 1;
-        else print_mode(o, mode, bf16, &b, &mm->cfg, fl_io, sf, sl, tb, tf);
+        if (time_mode(o, use, bf16, &b, &sf, &sl, &fl_io) < 0) {
+            rc = 1;
+        } else {
+            double err = -1;
+            if (!strcmp(mode, "exact") && !ref && (ref = malloc((size_t)n_out * sizeof *ref)))
+                memcpy(ref, b.out, (size_t)n_out * sizeof *ref);
+            else if (ref)
+                err = rel_err(b.out, ref, n_out);
+            print_mode(o, mode, bf16, &b, &mm->cfg, fl_io, sf, sl, tb, tf, err);
+        }
         if (use == &q) mm_free(&q);
     }
+    free(ref);
     seq_free(&b);
     return rc;
 }
@@ -1013,8 +1069,8 @@ static int run_cpu_modes(const cpu_opts *o) {
     }
     if (!o->json)
         printf("model: random bf16 weights, ONE decoder layer at the 8B shapes (built in %.1f s)\n"
-               "\n%-6s %-44s %10s %10s %10s %9s %9s %6s %8s\n", now_s() - t0, "tokens", "what",
-               "median ms", "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak", "C/torch");
+               "\n%-6s %-44s %10s %10s %10s %9s %9s %6s %8s %9s\n", now_s() - t0, "tokens", "what",
+               "median ms", "min ms", "max ms", "GFLOP", "GFLOP/s", "%peak", "C/torch", "vs exact");
     hd_pool *pool = NULL;
     hd_error e = {0};
     if (hd_pool_create(&pool, o->threads, &e) < 0) {
@@ -1035,7 +1091,7 @@ static int run_cpu_modes(const cpu_opts *o) {
 int main(int argc, char **argv) {
     const char *model_dir = NULL, *shared = getenv("HIDREAM_SHARED");
     int reps = 3, n_threads = 0, torch = 1, torch_fp32 = 1, only = 0, bf16_gemm = 0;
-    int layers = 8, json = 0;
+    int layers = 8, json = 0, vs_exact = 0;
     const char *backend = "cpu", *modes = "exact,bf16";
     int modes_given = 0;
     for (int i = 1; i < argc; i++) {
@@ -1048,6 +1104,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch-fp32")) torch_fp32 = 0;
         else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = GEMM_BF16;
         else if (!strcmp(argv[i], "--int8")) bf16_gemm = GEMM_INT8;
+        else if (!strcmp(argv[i], "--vs-exact")) vs_exact = 1;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i], modes_given = 1;
@@ -1074,7 +1131,7 @@ int main(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
     cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,int8,q8_0,q4_k", reps, n_threads,
-                  threads, torch, torch_fp32, only, json, 0, 0};
+                  threads, torch, torch_fp32, only, json, vs_exact, 0, 0};
     for (char *save = NULL, *copy = strdup(o.modes), *md = strtok_r(copy, ",", &save); copy;
          md = strtok_r(NULL, ",", &save)) {
         hd_dtype dt = HD_BF16;

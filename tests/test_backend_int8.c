@@ -1,7 +1,8 @@
 /* The CPU backend's int8 products (gemm_int8 option, backend/cpu/gemm_i8.h): exactly the product
- * of the quantized operands (checked against a double-precision product of independently
- * quantized values), within the quantization error of the float product, bit-identical on the
- * portable and AVX2 kernels, and applied only where it should be. */
+ * of the quantized operands — W per output channel, x per row and block of 128 values — (checked
+ * against a double-precision product of independently quantized values), within the
+ * quantization error of the float product, bit-identical on the portable and AVX2 kernels, and
+ * applied only where it should be. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,20 +145,22 @@ static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) 
                 make_problem(&p, shapes[si].M, shapes[si].N, shapes[si].K, dt, (int)si % 2);
                 float *y = run_linear(be, &p, 1);
                 int32_t *qx = malloc((size_t)p.K * 4), *qw = malloc((size_t)(p.N * p.K) * 4);
-                float *sw = malloc((size_t)p.N * 4);
+                float *sw = malloc((size_t)p.N * 4), sx[64]; /* 4100 values: 33 blocks */
+                const int64_t KB = 128;
                 for (int64_t j = 0; j < p.N; j++) sw[j] = quantize_row(p.wv + j * p.K, p.K, qw + j * p.K);
                 double worst = 0;
                 for (int64_t i = 0; i < p.M; i++) {
-                    float sx = quantize_row(p.x + i * (p.K + 3), p.K, qx);
+                    for (int64_t k0 = 0; k0 < p.K; k0 += KB)
+                        sx[k0 / KB] = quantize_row(p.x + i * (p.K + 3) + k0,
+                                                   p.K - k0 < KB ? p.K - k0 : KB, qx + k0);
                     for (int64_t j = 0; j < p.N; j++) {
-                        double dot = 0, abs_dot = 0;
+                        double dot = 0, mag = p.bias ? fabs(p.bias[j]) : 0;
                         for (int64_t k = 0; k < p.K; k++) {
-                            double t = (double)qx[k] * qw[j * p.K + k];
+                            double t = (double)qx[k] * qw[j * p.K + k] * sx[k / KB] * sw[j];
                             dot += t;
-                            abs_dot += fabs(t);
+                            mag += fabs(t);
                         }
-                        double s = (double)sx * sw[j], ref = dot * s + (p.bias ? p.bias[j] : 0);
-                        double mag = abs_dot * s + (p.bias ? fabs(p.bias[j]) : 0);
+                        double ref = dot + (p.bias ? p.bias[j] : 0);
                         double err = fabs(y[i * (p.N + 1) + j] - ref) / (1e-5 * mag + 1e-30);
                         if (!(err <= worst)) worst = err;
                     }

@@ -126,8 +126,7 @@ static int write_model(const hd_safetensors *st, const char *path, hd_dtype want
             q->qrow_bytes = hd_dtype_row_bytes(it->dtype, q->cols);
             q->rows = malloc((size_t)q->cols * sizeof(float) * (size_t)hd_pool_threads(pool));
             if (!q->rows) rc = hd_fail(e, HD_ENOMEM, "%s: out of memory", path);
-            /* the writer sees 2-D rows: flattened [rows, cols] is the row layout of the blocks */
-            it->ndim = t->ndim;
+            /* the shape stays as stored: its flattened [shape[0], cols] rows are the block rows */
             it->fill = fill_quantized;
             it->fill_ctx = q;
             if (it->dtype == want) rep->quantized++;

@@ -22,41 +22,47 @@ static inline int32_t quantize(float v, float inv) {
     return (int32_t)r;
 }
 
-float hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int8_t *panel, int i) {
-    float amax = 0;
-    for (int64_t c = 0; c < k; c++) amax = fmaxf(amax, fabsf(x[c]));
-    float inv = hd_i8_inv(amax);
-    for (int64_t c = 0; c < kp; c++) {
-        int32_t q = c < k ? quantize(x[c], inv) : 0;
-        panel[((c / 4) * HD_I8_MR + i) * 4 + c % 4] = (int8_t)q;
+void hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
+                           int64_t stride, float *scale, int64_t scale_stride) {
+    for (int64_t b0 = 0; b0 < kp; b0 += block) {
+        int64_t b1 = b0 + block < kp ? b0 + block : kp, e = b1 < k ? b1 : k;
+        float amax = 0;
+        for (int64_t c = b0; c < e; c++) amax = fmaxf(amax, fabsf(x[c]));
+        float inv = hd_i8_inv(amax);
+        for (int64_t c = b0; c < b1; c++)
+            dst[(c / 4) * stride + c % 4] = (int8_t)(c < k ? quantize(x[c], inv) : 0);
+        scale[(b0 / block) * scale_stride] = hd_i8_scale(amax);
     }
-    return hd_i8_scale(amax);
 }
 
-/* v = (float)acc·(sx·sw), then stored (+ bias) or added: the order every kernel follows. */
-static inline void epilogue_store(float *c, int64_t ldc, int mr, int nr, const int32_t *acc,
-                                  const hd_i8_tile *t) {
+/* The order every kernel follows: per block s = s + (float)acc·sx, then v = s·sw, stored
+ * (+ bias) or added. */
+void hd_i8_ukr_scalar(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
+                      int mr, int nr, const hd_i8_tile *t) {
+    float s[HD_I8_MR * HD_I8_NR] = {0};
+    const float *sx = t->sx;
+    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += HD_I8_MR) {
+        int64_t g1 = g0 + HD_I8_KB / 4 < steps ? g0 + HD_I8_KB / 4 : steps;
+        int32_t acc[HD_I8_MR * HD_I8_NR] = {0};
+        for (int64_t g = g0; g < g1; g++) {
+            const int8_t *a = ap + g * HD_I8_MR * 4;
+            const int8_t *b = bp + g * HD_I8_NR * 4;
+            for (int i = 0; i < HD_I8_MR; i++)
+                for (int j = 0; j < HD_I8_NR; j++)
+                    for (int u = 0; u < 4; u++) acc[i * HD_I8_NR + j] += a[i * 4 + u] * b[j * 4 + u];
+        }
+        for (int i = 0; i < HD_I8_MR; i++)
+            for (int j = 0; j < HD_I8_NR; j++)
+                s[i * HD_I8_NR + j] = s[i * HD_I8_NR + j] + (float)acc[i * HD_I8_NR + j] * sx[i];
+    }
     for (int i = 0; i < mr; i++) {
         float *row = c + i * ldc;
         for (int j = 0; j < nr; j++) {
-            float v = (float)acc[i * HD_I8_NR + j] * (t->sx[i] * t->sw[j]);
+            float v = s[i * HD_I8_NR + j] * t->sw[j];
             if (t->first) row[j] = t->bias ? v + t->bias[j] : v;
             else row[j] = row[j] + v;
         }
     }
-}
-
-void hd_i8_ukr_scalar(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
-                      int mr, int nr, const hd_i8_tile *t) {
-    int32_t acc[HD_I8_MR * HD_I8_NR] = {0};
-    for (int64_t g = 0; g < steps; g++) {
-        const int8_t *a = ap + g * HD_I8_MR * 4;
-        const int8_t *b = bp + g * HD_I8_NR * 4;
-        for (int i = 0; i < HD_I8_MR; i++)
-            for (int j = 0; j < HD_I8_NR; j++)
-                for (int u = 0; u < 4; u++) acc[i * HD_I8_NR + j] += a[i * 4 + u] * b[j * 4 + u];
-    }
-    epilogue_store(c, ldc, mr, nr, acc, t);
 }
 
 /* ---- weight preparation ---- */
@@ -76,19 +82,13 @@ static void prep_panel(void *ctx, int64_t p, int thread) {
     hd_i8_weight *w = g->w;
     float *row = g->cpu->scratch[thread];
     int8_t *panel = w->panels + p * w->kp * HD_I8_NR;
-    memset(panel, 0, (size_t)w->kp * HD_I8_NR);
+    memset(panel, 0, (size_t)w->kp * HD_I8_NR); /* columns past n stay zero */
     for (int j = 0; j < HD_I8_NR && p * HD_I8_NR + j < w->n; j++) {
         int64_t n = p * HD_I8_NR + j;
         hd_cpu_load_f32(g->dt, g->host + (size_t)n * g->row_bytes, 0, w->k, row);
-        float amax = 0;
-        for (int64_t c = 0; c < w->k; c++) {
-            row[c] *= g->wscale;
-            amax = fmaxf(amax, fabsf(row[c]));
-        }
-        float inv = hd_i8_inv(amax);
-        for (int64_t c = 0; c < w->k; c++)
-            panel[((c / 4) * HD_I8_NR + j) * 4 + c % 4] = (int8_t)quantize(row[c], inv);
-        w->scale[n] = hd_i8_scale(amax);
+        if (g->wscale != 1.0f)
+            for (int64_t c = 0; c < w->k; c++) row[c] *= g->wscale;
+        g->cpu->i8_pack_row(row, w->k, w->kp, w->kp, panel + 4 * j, HD_I8_NR * 4, &w->scale[n], 1);
     }
 }
 
@@ -124,8 +124,9 @@ typedef struct i8_job {
     const hd_i8_weight *w;
     float *y;
     int64_t ldy;
-    const float *sx;   /* [Mp] */
+    const float *sx;  /* per row panel: nkb blocks × 6 scales */
     const int8_t *xq; /* Mp/6 row panels of 6·kp bytes */
+    int64_t nkb;      /* blocks of HD_I8_KB per row */
     const hd_tensor *bias;
     int64_t M;
     int64_t m_range, n_mr;
@@ -147,7 +148,7 @@ static void i8_task(void *ctx, int64_t t, int thread) {
             const int8_t *ap = g->xq + ir * w->kp + pc * HD_I8_MR;
             for (int64_t jr = n0; jr < n1; jr += HD_I8_NR) {
                 int nr = (int)(n1 - jr < HD_I8_NR ? n1 - jr : HD_I8_NR);
-                hd_i8_tile tl = {g->sx + ir, w->scale + jr,
+                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * HD_I8_MR, w->scale + jr,
                                  pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0};
                 g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
                                g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
@@ -159,7 +160,7 @@ static void i8_task(void *ctx, int64_t t, int thread) {
 typedef struct pack_x_job {
     hd_cpu *cpu;
     const hd_tensor *x;
-    int64_t kp;
+    int64_t kp, nkb;
     int8_t *xq;
     float *sx;
 } pack_x_job;
@@ -167,10 +168,12 @@ typedef struct pack_x_job {
 static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     (void)thread;
     const pack_x_job *p = ctx;
-    for (int64_t r = r0; r < r1; r++)
-        p->sx[r] = p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride,
-                                       p->x->cols, p->kp, p->xq + (r / HD_I8_MR) * HD_I8_MR * p->kp,
-                                       (int)(r % HD_I8_MR));
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
+        p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride, p->x->cols, p->kp,
+                            HD_I8_KB, p->xq + panel * HD_I8_MR * p->kp + i * 4, HD_I8_MR * 4,
+                            p->sx + panel * HD_I8_MR * p->nkb + i, HD_I8_MR);
+    }
 }
 
 /* Grows the per-backend buffer for the quantized x (kept between calls). */
@@ -187,21 +190,22 @@ static int ensure_xq(hd_cpu *cpu, size_t bytes) {
 int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
                      const hd_tensor *bias) {
     int64_t M = y->rows, Mp = (M + HD_I8_MR - 1) / HD_I8_MR * HD_I8_MR;
-    size_t xq_bytes = (size_t)Mp * (size_t)w->kp;
-    if (ensure_xq(cpu, xq_bytes + (size_t)Mp * sizeof(float)) < 0) return -1;
+    int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
+    size_t xq_bytes = ((size_t)Mp * (size_t)w->kp + 63) & ~(size_t)63;
+    if (ensure_xq(cpu, xq_bytes + (size_t)(Mp * nkb) * sizeof(float)) < 0) return -1;
     int8_t *xq = cpu->i8_buf;
     float *sx = (float *)(xq + xq_bytes);
-    pack_x_job px = {cpu, x, w->kp, xq, sx};
+    pack_x_job px = {cpu, x, w->kp, nkb, xq, sx};
     hd_cpu_for_rows(cpu, M, x->cols, pack_x_rows, &px);
     /* rows past M of the last panel: zeros with scale 0 (their results are never stored) */
     for (int64_t r = M; r < Mp; r++) {
-        sx[r] = 0;
+        int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
+        for (int64_t b = 0; b < nkb; b++) sx[panel * HD_I8_MR * nkb + b * HD_I8_MR + i] = 0;
         for (int64_t c = 0; c < w->kp; c += 4)
-            memset(xq + (r / HD_I8_MR) * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + r % HD_I8_MR) * 4,
-                   0, 4);
+            memset(xq + panel * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + i) * 4, 0, 4);
     }
     i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .sx = sx, .xq = xq,
-                .bias = bias, .M = M};
+                .nkb = nkb, .bias = bias, .M = M};
     int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / HD_I8_MR;
     int64_t want = (int64_t)cpu->n_threads * 4;
     int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;

@@ -1,6 +1,7 @@
 /* The int8 linear of the CPU backend (the gemm_int8 option): W8A8 with one scale per output
- * channel of W (made once, when the weight is bound) and one per row of x (made per call):
- *   y[i][j] = sx[i]·sw[j]·Σ_k qx[i][k]·qw[j][k] (+ bias[j]),  q in [-127, 127].
+ * channel of W (made once, when the weight is bound) and, per row of x (made per call), one per
+ * block of HD_I8_KB values — a token's largest values then coarsen only their own block:
+ *   y[i][j] = sw[j]·Σ_b sx[i][b]·Σ_{k in b} qx[i][k]·qw[j][k] (+ bias[j]),  q in [-127, 127].
  * On AVX2 the products run on VPMADDUBSW, which multiplies unsigned by signed bytes: it gets
  * |qx| and qw with the sign of qx moved onto it (VPSIGNB), so a pair sum is at most
  * 2·127·127 < 32768 and never saturates; VPMADDWD widens the pairs to int32.
@@ -15,7 +16,8 @@
 #define HD_I8_NR 16    /* columns of W per micro-tile (one packed panel) */
 #define HD_I8_KU 4     /* k per micro-kernel step (one group of 4 bytes per row and column) */
 #define HD_I8_QMAX 127 /* |q| <= 127 for both operands */
-#define HD_I8_KC 2048  /* K slice: a 6×KC panel of x stays in L1 */
+#define HD_I8_KB 128   /* values of x per scale */
+#define HD_I8_KC 2048  /* K slice (whole blocks): a 6×KC panel of x stays in L1 */
 #define HD_I8_NC 128   /* W columns per task: a KC×NC block (256 KB) stays in L2 */
 
 /* A weight [n, k] prepared for the int8 product (one allocation, owned by the hd_tensor's
@@ -27,29 +29,38 @@ typedef struct hd_i8_weight {
     int8_t *panels;
 } hd_i8_weight;
 
-/* The float epilogue of one micro-tile: v = (float)acc·(sx·sw); the first K slice stores v
- * (+ bias), later slices add it. */
+/* The scales of one micro-tile and what it does with its sum. Per block b of the slice the
+ * int32 sum is added as s[i][j] = s[i][j] + (float)acc·sx[6b + i]; at the end v = s·sw[j], and
+ * the first K slice stores v (+ bias), later slices add it. */
 typedef struct hd_i8_tile {
-    const float *sx;   /* [mr] row scales */
+    const float *sx;   /* [blocks × 6] row scales, block by block */
     const float *sw;   /* [16] column scales */
     const float *bias; /* [16] or NULL (first slice only) */
     int first;
 } hd_i8_tile;
 
-/* C[mr, nr] (=|+=) over steps·4 values of k: ap is a row panel (groups of 4 bytes, the 6 rows
- * one after the other: ap[(g·6 + i)·4 + t]), bp a weight panel (bp[(g·16 + j)·4 + t]). */
+/* C[mr, nr] (=|+=) over steps·4 values of k (whole blocks of HD_I8_KB but the last): ap is a row
+ * panel (groups of 4 bytes, the 6 rows one after the other: ap[(g·6 + i)·4 + t]), bp a weight
+ * panel (bp[(g·16 + j)·4 + t]). */
 typedef void (*hd_i8_ukr_fn)(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
                              int64_t ldc, int mr, int nr, const hd_i8_tile *t);
-/* Quantizes one row of k floats into row i of a packed row panel spanning kp values (zeros past
- * k) and returns its scale sx = max|x| / 127 (0 for a zero row). */
-typedef float (*hd_i8_pack_row_fn)(const float *x, int64_t k, int64_t kp, int8_t *panel, int i);
+/* Quantizes one row of k floats (zeros past k, up to kp) in blocks of `block` values (a
+ * multiple of 4), each with its scale max|x| / 127 (0 for a zero block) written to
+ * scale[b·scale_stride]. Group g (values 4g..4g+3) goes to dst + g·stride: a row of x packs
+ * with dst = panel + 4i, stride 24 (HD_I8_MR·4), blocks of HD_I8_KB; a row of W with
+ * dst = panel + 4j, stride 64 and one block (block = kp). */
+typedef void (*hd_i8_pack_row_fn)(const float *x, int64_t k, int64_t kp, int64_t block,
+                                  int8_t *dst, int64_t stride, float *scale,
+                                  int64_t scale_stride);
 
 void hd_i8_ukr_scalar(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
                       int mr, int nr, const hd_i8_tile *t);
-float hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int8_t *panel, int i);
+void hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
+                           int64_t stride, float *scale, int64_t scale_stride);
 void hd_i8_ukr_avx2(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
                     int mr, int nr, const hd_i8_tile *t);
-float hd_i8_pack_row_avx2(const float *x, int64_t k, int64_t kp, int8_t *panel, int i);
+void hd_i8_pack_row_avx2(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
+                         int64_t stride, float *scale, int64_t scale_stride);
 
 /* The scale of a row whose largest magnitude is amax, and the factor that quantizes it. Shared
  * by every kernel so that their results match bit for bit. */
