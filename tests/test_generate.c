@@ -108,6 +108,7 @@ static void test_bad_invocations_fail_cleanly(void) {
                  "timesteps");
     expect_error("-m %s/missing -p x -o %s", "config.json");
     expect_error("-m %s -p x -o %s.tiff", "unknown output format");
+    expect_error("-m %s -p x -o %s --int8 --backend cuda", "cpu backend only");
     expect_error("-m %s -p 'bad \xff utf8' -o %s --no-snap --width 64 --height 64 --steps 1",
                  "UTF-8");
     char args[4096];

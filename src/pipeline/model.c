@@ -42,6 +42,11 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     snprintf(m->backend, sizeof m->backend, "%s", backend);
     m->bf16_gemm = bo.gemm_bf16 != 0;
     m->int8 = bo.gemm_int8 != 0;
+    if (m->int8 && strcmp(backend, "cpu")) {
+        free(m);
+        return hd_fail(e, HD_EUNSUPPORTED, "int8 products run on the cpu backend only, not '%s'",
+                       backend);
+    }
     int rc = hd_config_load_dir(&m->cfg, dir, e);
     if (rc == 0) rc = hd_st_open_dir(&m->st, dir, e);
     if (rc == 0) rc = hd_model_check_patch_size(&m->cfg, &m->st, dir, e);
