@@ -765,10 +765,20 @@ typedef struct cpu_opts {
     int vs_exact; /* --model: also one exact forward of the same sequence, and the error */
     double peak;      /* measured fp32 FMA peak, GFLOP/s */
     int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
+    int native_vnni;  /* AVX512-VNNI: the int8 mode's peak is 4x the FMA peak (else 2x) */
 } cpu_opts;
 
 /* The product option of a mode (*bf16): GEMM_EXACT, GEMM_BF16 (gemm_bf16) or GEMM_INT8. */
 enum { GEMM_EXACT = 0, GEMM_BF16 = 1, GEMM_INT8 = 2 };
+
+/* The peak a mode's products can reach here: the fp32 FMA peak times what its instructions do
+ * per lane (bf16 dot products: 2 per fp32 lane; VPDPBUSD: 4 int8 per lane; VPMADDUBSW: 2). */
+static double mode_peak(const cpu_opts *o, int gemm) {
+    if (gemm == GEMM_BF16 && o->native_bf16) return 2.0 * o->peak;
+    if (gemm == GEMM_INT8) return (o->native_vnni ? 4.0 : 2.0) * o->peak;
+    return o->peak;
+}
+
 
 /* Weight format and GEMM option of a mode. */
 static int mode_format(const char *mode, hd_dtype *dt, int *bf16) {
@@ -863,7 +873,7 @@ static void print_mode(const cpu_opts *o, const char *mode, int bf16, const benc
                        torch_result tf, double err) {
     double fl = layer_flops(&cfg->text, b->S, b->A) + fl_io;
     /* int8: two int8 products per fp32 FMA lane (VPMADDUBSW's rate where it has one port) */
-    double peak = o->peak * ((bf16 == GEMM_BF16 && o->native_bf16) || bf16 == GEMM_INT8 ? 2.0 : 1.0);
+    double peak = mode_peak(o, bf16);
     double gflops = fl / 1e6 / sf.med;
     if (o->json) {
         char torch_ms[32] = "null", torch_fp32_ms[32] = "null", err_s[32] = "null";
@@ -898,7 +908,7 @@ static void usage(void) {
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
             "backend in each mode (exact: float32 products of bf16 weights; bf16: --bf16-gemm;\n"
-            "int8: --int8, W8A8 products, its peak_gflops twice the fp32 FMA peak;\n"
+            "int8: --int8, W8A8 products, its peak_gflops 4x the fp32 FMA peak with VNNI, else 2x;\n"
             "q8_0, q4_0, q4_k, q5_k, q6_k: the matrices quantized to that GGUF format), beside\n"
             "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
@@ -949,7 +959,7 @@ static int run_cpu_model(const cpu_opts *o, int gemm) {
     }
     int nl = cfg.text.num_layers;
     /* the mode's peak, as print_mode's */
-    double peak = o->peak * ((gemm == GEMM_BF16 && o->native_bf16) || gemm == GEMM_INT8 ? 2.0 : 1.0);
+    double peak = mode_peak(o, gemm);
     printf("model: %s (%d layers, real forward timed; products %s)\n\n%-6s %-44s %10s %10s %10s "
            "%9s %9s %6s\n", o->model_dir, nl,
            gemm == GEMM_BF16 ? "bf16" : gemm == GEMM_INT8 ? "int8" : "exact", "tokens", "what",
@@ -1131,7 +1141,7 @@ int main(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
     cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,int8,q8_0,q4_k", reps, n_threads,
-                  threads, torch, torch_fp32, only, json, vs_exact, 0, 0};
+                  threads, torch, torch_fp32, only, json, vs_exact, 0, 0, 0};
     for (char *save = NULL, *copy = strdup(o.modes), *md = strtok_r(copy, ",", &save); copy;
          md = strtok_r(NULL, ",", &save)) {
         hd_dtype dt = HD_BF16;
@@ -1150,12 +1160,15 @@ int main(int argc, char **argv) {
     hd_cpu_features f;
     hd_cpu_features_detect(&f);
     o.native_bf16 = f.avx512bf16 && hd_cpu_isa_supported(HD_ISA_AVX512);
+    o.native_vnni = f.avx512vnni && hd_cpu_isa_supported(HD_ISA_AVX512);
     o.peak = measure_peak(threads);
     if (!json) {
         printf("bench_uit: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%s); bf16 mode: %s\n",
                threads, o.peak, peak_isa,
                o.native_bf16 ? "AVX512-BF16 dot products (peak 2x)"
                              : "operands rounded to bf16 on the fp32 FMAs (no AVX512-BF16)");
+        printf("int8 mode: %s\n", o.native_vnni ? "AVX512-VNNI VPDPBUSD (peak 4x)"
+                                                : "VPMADDUBSW (no VNNI; peak taken as 2x)");
         if (torch)
             printf("baseline: %s/bench/torch_uit_baseline.py --device cpu --layers 1, "
                    "OMP_NUM_THREADS=%d; C/torch = C median / torch bf16 median\n", shared, threads);

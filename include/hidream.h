@@ -128,16 +128,30 @@ const char *hd_png_text_get(const hd_png_text *t, const char *key);
 /* ---- model -------------------------------------------------------------------------------- */
 typedef struct hd_model hd_model;
 
+/* How the decoder's matrix products multiply. The default (AUTO) is the fastest mode that keeps
+ * the official GPU code's numerics: BF16 where the backend multiplies bf16 natively (cuda; a
+ * CPU with AVX512-BF16), EXACT elsewhere, where bf16 would only be emulated (no faster than
+ * float32 and further from it). hd_model_precision says what a loaded model resolved to. */
+typedef enum hd_precision {
+    HD_PRECISION_AUTO = 0,
+    HD_PRECISION_EXACT, /* float32 products: the verification path (check-golden runs it) */
+    HD_PRECISION_BF16,  /* activations rounded to bf16 inside products, float32 accumulation,
+                           as upstream runs: ~5e-3 relative error per forward vs EXACT */
+    HD_PRECISION_INT8,  /* CPU: weights quantized per output channel at load (then held as
+                           int8), activations per token and block of 128 values: half the
+                           weight memory of bf16, ~2e-2 relative error per forward; float
+                           weights only */
+} hd_precision;
+
+/* "auto", "exact", "bf16", "int8" (NULL for a value out of range). */
+const char *hd_precision_name(hd_precision p);
+/* The inverse of hd_precision_name: 0, or -1 for an unknown name. */
+int hd_precision_parse(const char *name, hd_precision *out);
+
 typedef struct hd_model_options {
-    const char *backend; /* "cpu" (default) or "cuda" */
-    int n_threads;       /* CPU worker threads; 0 = all online CPUs */
-    int bf16_gemm;       /* round activations to bf16 inside matrix products (the official GPU
-                            code's numerics): about 1.8x faster on CPUs with AVX512-BF16, no
-                            longer float32-exact; off by default */
-    int int8;            /* CPU: the decoder's matrix products in int8 (weights quantized per
-                            output channel at load and then held as int8, activations per
-                            token): half the weight memory of bf16, faster, about 2e-2
-                            relative error per forward; float weights only; off by default */
+    const char *backend;    /* "cpu" (default) or "cuda" */
+    int n_threads;          /* CPU worker threads; 0 = all online CPUs */
+    hd_precision precision; /* matrix products; 0 = HD_PRECISION_AUTO */
 } hd_model_options;
 
 /* Opens a HiDream-O1-Image model directory (config.json, model.safetensors or a sharded index,
@@ -147,6 +161,8 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
 void hd_model_free(hd_model *m);
 /* Directory base name (used in image metadata). */
 const char *hd_model_name(const hd_model *m);
+/* The precision the model's products run in (AUTO resolved: never HD_PRECISION_AUTO). */
+hd_precision hd_model_precision(const hd_model *m);
 
 /* ---- quantized checkpoints ---------------------------------------------------------------- */
 typedef struct hd_quantize_report {
@@ -319,15 +335,15 @@ typedef struct hd_recipe {
     int n_timesteps;
     int timesteps[HD_MAX_TIMESTEPS];
     double noise_scale_start, noise_scale_end, noise_clip_std;
-    int bf16_compat, bf16_gemm, keep_aspect;
-    int int8; /* the model's int8 products (hd_model_options.int8) */
+    int bf16_compat, keep_aspect;
+    int bf16_gemm, int8; /* the model's precision (hd_recipe_precision): BF16, INT8, else EXACT */
     int width, height; /* the picture's final size */
     int n_refs;        /* reference images used (the pictures themselves are not stored) */
 } hd_recipe;
 
 /* The recipe of a finished generation: p as passed to hd_generate, the picture it made (for the
  * final size) and the model (NULL: no model fields; else its name, absolute directory, backend
- * and bf16_gemm). The layout is recorded as given, so pass it as inline JSON (a file name would
+ * and the precision it resolved to). The layout is recorded as given, so pass it as inline JSON (a file name would
  * not travel with the picture); it is recorded only with reference images. */
 int hd_recipe_from_params(hd_recipe *r, const hd_generate_params *p, const hd_image *out,
                           const hd_model *m, hd_error *e);
@@ -344,9 +360,13 @@ int hd_recipe_read(const char *png_path, hd_recipe *r, hd_error *e);
 /* Copies the fields of r that are present and named in `fields` (HD_RECIPE_* bits) into p;
  * strings point into r, which must outlive p's use. A stored size also sets no_snap (it is
  * already the final size); bf16_compat and keep_aspect are only ever turned on. The model
- * options (backend, bf16_gemm) are the caller's to pass to hd_model_load, and the reference
- * images the caller's to supply. */
+ * options (backend, hd_recipe_precision) are the caller's to pass to hd_model_load, and the
+ * reference images the caller's to supply. */
 void hd_recipe_apply(const hd_recipe *r, hd_generate_params *p, unsigned fields);
+/* The precision a recipe's picture was made in: INT8 or BF16 when recorded on, EXACT when the
+ * model fields are there without them (pictures from before AUTO were all float32), AUTO when
+ * the recipe has no model fields. */
+hd_precision hd_recipe_precision(const hd_recipe *r);
 void hd_recipe_free(hd_recipe *r);
 /* hd_image_save with the recipe in PNG text chunks (JPEG and WebP files carry none). */
 int hd_image_save_with_recipe(const char *path, const hd_image *im, const hd_recipe *r,

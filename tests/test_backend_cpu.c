@@ -115,7 +115,9 @@ static void check_linear_mode(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype 
     hd_tensor x = make_view(be, &xp, M, K, strided);
     hd_tensor y = make_view(be, &yp, M, N, strided);
     wbuf wb = make_weight(dt, N * K, -1, 1), bb = make_weight(dt, N, -1, 1);
-    CHECK(be->ops->weight(be, &w, dt, N, K, wb.data, &e) == 0);
+    /* bound for products: with bf16 on AVX512-BF16 the weight is packed once (gemm_prepack.c) */
+    CHECK(hd_backend_bind_weight(be, &w, bf16 ? HD_USE_LINEAR : HD_USE_LINEAR_ONCE, dt, N, K,
+                                 wb.data, 1.0f, &e) == 0);
     CHECK(be->ops->weight(be, &b, dt, 1, N, bb.data, &e) == 0);
     /* canary: the parent outside the view must be untouched */
     float canary = strided ? *(float *)yp.data : 0.0f;
@@ -139,6 +141,7 @@ static void check_linear_mode(ctx *c, int64_t M, int64_t N, int64_t K, hd_dtype 
     CHECK_ERR(s, "linear%s M=%lld N=%lld K=%lld %s bias=%d strided=%d", bf16 ? " (bf16)" : "",
               (long long)M, (long long)N, (long long)K, dt_name(dt), with_bias, strided);
     if (strided) CHECK(*(float *)yp.data == canary);
+    hd_tensor_free(be, &w);
     hd_tensor_free(be, &xp);
     hd_tensor_free(be, &yp);
     free_weight(&wb);
@@ -186,6 +189,51 @@ static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
             hd_backend_destroy(cx.be);
         }
     }
+}
+
+/* With AVX512-BF16 the bf16 option packs each product's weight once at bind; the products then
+ * equal, bit for bit, those that pack the same weight on every call (a weight bound for a
+ * product run once), over several K slices, partial panels and one-row inputs. */
+static void test_bf16_weights_packed_at_bind_multiply_as_packed_per_call(void) {
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (!f.avx512bf16 || !hd_cpu_isa_supported(HD_ISA_AVX512)) {
+        printf("  (no AVX512-BF16 on this CPU: weights are never packed at bind)\n");
+        return;
+    }
+    static const struct { int64_t M, N, K; } shapes[] = {
+        {1, 70, 1600}, {20, 33, 769}, {45, 400, 2304}, {3, 32, 31}};
+    hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32};
+    hd_backend_options o = {.n_threads = 2, .gemm_bf16 = 1};
+    hd_backend *be = NULL;
+    hd_error e = {0};
+    CHECKF(hd_backend_create(&be, "cpu", &o, &e) == 0, "%s", e.msg);
+    if (!be) return;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int64_t M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
+        hd_dtype dt = dts[si % 3];
+        wbuf wb = make_weight(dt, N * K, -1, 1);
+        hd_tensor wp, wo, x, y1, y2;
+        CHECK(hd_backend_bind_weight(be, &wp, HD_USE_LINEAR, dt, N, K, wb.data, 1.0f, &e) == 0);
+        CHECK(hd_backend_bind_weight(be, &wo, HD_USE_LINEAR_ONCE, dt, N, K, wb.data, 1.0f, &e) == 0);
+        CHECK(wp.packed != NULL && wo.packed == NULL);
+        CHECK(be->ops->alloc(be, &x, HD_F32, M, K, &e) == 0);
+        CHECK(be->ops->alloc(be, &y1, HD_F32, M, N, &e) == 0);
+        CHECK(be->ops->alloc(be, &y2, HD_F32, M, N, &e) == 0);
+        for (int64_t i = 0; i < M * K; i++) ((float *)x.data)[i] = frand(-2, 2);
+        be->ops->linear(be, &y1, &x, &wp, NULL);
+        be->ops->linear(be, &y2, &x, &wo, NULL);
+        CHECKF(memcmp(y1.data, y2.data, (size_t)(M * N) * sizeof(float)) == 0,
+               "M=%lld N=%lld K=%lld %s differ", (long long)M, (long long)N, (long long)K,
+               dt_name(dt));
+        hd_tensor_free(be, &wp);
+        hd_tensor_free(be, &wo);
+        hd_tensor_free(be, &x);
+        hd_tensor_free(be, &y1);
+        hd_tensor_free(be, &y2);
+        free_weight(&wb);
+    }
+    hd_backend_destroy(be);
 }
 
 /* ---- block-quantized weights ---- */
@@ -722,6 +770,7 @@ int main(void) {
     RUN_TEST(test_backend_create_rejects_bad_requests);
     RUN_TEST(test_vector_exp_within_two_ulp);
     RUN_TEST(test_linear_bf16_option_matches_bf16_rounded_reference);
+    RUN_TEST(test_bf16_weights_packed_at_bind_multiply_as_packed_per_call);
     RUN_TEST(test_bind_refuses_unsupported_formats_and_partial_blocks);
     int threads[] = {1, 2, 3};
     for (int isa = HD_ISA_SCALAR; isa <= HD_ISA_AVX512; isa++) {

@@ -132,9 +132,9 @@ static const struct { int64_t M, N, K; } shapes[] = {
 };
 
 static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) {
-    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2};
+    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2, HD_ISA_AVX512}; /* AVX-512: VNNI where the CPU has it */
     hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32, HD_F8_E4M3};
-    for (int ii = 0; ii < 2; ii++) {
+    for (int ii = 0; ii < 3; ii++) {
         if (!hd_cpu_isa_supported(isas[ii])) continue;
         for (int threads = 1; threads <= 2; threads++) {
             hd_backend *be = make_backend(isas[ii], threads);
@@ -204,25 +204,38 @@ static void test_int8_linear_is_within_quantization_error_of_the_float_product(v
     hd_backend_destroy(be);
 }
 
-static void test_int8_kernels_agree_bit_for_bit_across_isas(void) {
-    if (!hd_cpu_isa_supported(HD_ISA_AVX2)) {
-        printf("  (no AVX2 on this CPU: one kernel only)\n");
-        return;
-    }
-    hd_backend *s = make_backend(HD_ISA_SCALAR, 1), *v = make_backend(HD_ISA_AVX2, 2);
+/* The portable kernel against one vector ISA: the same bits for every shape. */
+static void agree_bit_for_bit(int isa) {
+    hd_backend *s = make_backend(HD_ISA_SCALAR, 1), *v = make_backend(isa, 2);
     if (!s || !v) return;
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         problem p;
         make_problem(&p, shapes[si].M, shapes[si].N, shapes[si].K, HD_BF16, (int)si % 2);
         float *ys = run_linear(s, &p, 1), *yv = run_linear(v, &p, 1);
         CHECKF(memcmp(ys, yv, (size_t)(p.M * (p.N + 1)) * sizeof(float)) == 0,
-               "M=%lld N=%lld K=%lld differ", (long long)p.M, (long long)p.N, (long long)p.K);
+               "%s: M=%lld N=%lld K=%lld differ", hd_cpu_isa_name(isa), (long long)p.M,
+               (long long)p.N, (long long)p.K);
         free(ys);
         free(yv);
         free_problem(&p);
     }
     hd_backend_destroy(s);
     hd_backend_destroy(v);
+}
+
+static void test_int8_kernels_agree_bit_for_bit_across_isas(void) {
+    if (!hd_cpu_isa_supported(HD_ISA_AVX2)) {
+        printf("  (no AVX2 on this CPU: one kernel only)\n");
+        return;
+    }
+    agree_bit_for_bit(HD_ISA_AVX2);
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (!hd_cpu_isa_supported(HD_ISA_AVX512) || !f.avx512vnni) {
+        printf("  (no AVX512-VNNI on this CPU: its kernel is not run)\n");
+        return;
+    }
+    agree_bit_for_bit(HD_ISA_AVX512); /* the VNNI kernel with its offset x */
 }
 
 /* Lookups, vectors and block-quantized weights keep their stored form; a view of a packed weight

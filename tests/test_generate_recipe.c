@@ -114,18 +114,24 @@ static void recipe_regenerates_the_identical_picture(void) {
 /* Each recorded setting is read back: changing it in the recipe changes the picture. (The
  * shift is recorded too; with an explicit timestep list it does not change the picture.) */
 static void every_recorded_setting_changes_the_picture(void) {
-    static const char *const changes[][2] = {
+    static const char *const changes[][4] = {
         {"hidream:seed", "8"},           {"hidream:cfg", "3"},
         {"hidream:timesteps", "999,500,100"},
         {"hidream:noise_scale", "4,2"},  {"hidream:noise_clip_std", "0.5"},
         {"hidream:bf16_gemm", "0"},      {"hidream:bf16_compat", "0"},
         {"hidream:uncond", "sharp"},     {"hidream:prompt", "a blue square"},
         {"hidream:size", "64x96"},       {"hidream:scheduler", "flow_match"},
-        {"hidream:int8", "1"}, /* absent from the base picture: added */
+        /* absent from the base picture: added, with bf16 off (one precision per picture) */
+        {"hidream:int8", "1", "hidream:bf16_gemm", "0"},
     };
     for (size_t i = 0; base_ok && i < sizeof changes / sizeof *changes; i++) {
         char out[4096];
-        CHECK(tamper(path("base.png"), path("t.png"), changes[i][0], changes[i][1]) == 0);
+        const char *from = path("base.png");
+        if (changes[i][2]) {
+            CHECK(tamper(from, path("t0.png"), changes[i][2], changes[i][3]) == 0);
+            from = path("t0.png");
+        }
+        CHECK(tamper(from, path("t.png"), changes[i][0], changes[i][1]) == 0);
         unlink(path("t_out.png"));
         int rc = run(out, sizeof out, "'%s' generate --from-png '%s' -o '%s' 2>&1", bin,
                      path("t.png"), path("t_out.png"));
@@ -152,6 +158,7 @@ static void invalid_recipe_value_is_an_error_and_writes_nothing(void) {
         {"hidream:size", "64x64junk"},   {"hidream:size", "99999999999x64"},
         {"hidream:size", "64x"},         {"hidream:noise_scale", "1"},
         {"hidream:noise_clip_std", "x"}, {"hidream:bf16_gemm", "2"}, {"hidream:int8", "yes"},
+        {"hidream:int8", "1"}, /* with the base picture's hidream:bf16_gemm=1: two precisions */
         {"hidream:bf16_compat", "yes"},  {"hidream:keep_aspect", "-1"},
         {"hidream:backend", "tpu"},      {"hidream:references", "2"},
         {"hidream:references", "x"},     {"hidream:layout", "nofile.json"},
@@ -190,6 +197,33 @@ static void int8_products_are_recorded_and_regenerate_the_identical_picture(void
              path("i8_off.png"), path("i8_exact.png"));
     CHECKF(rc == 0, "rc %d: %s", rc, out);
     CHECK(same_pixels(path("i8.png"), path("i8_exact.png")) == 0);
+}
+
+/* The precision is always recorded; a flag overrides the recipe's, and a picture from before
+ * the default became "auto" (no hidream:bf16_gemm) is regenerated with float32 products. */
+static void precision_is_recorded_and_a_flag_overrides_the_recipes(void) {
+    char out[4096];
+    if (!base_ok) return;
+    int rc = run(out, sizeof out, "'%s' generate --from-png '%s' --exact -v -o '%s' 2>&1", bin,
+                 path("base.png"), path("p_exact.png"));
+    CHECKF(rc == 0 && strstr(out, "precision: exact\n"), "rc %d: %s", rc, out);
+    CHECK(!strcmp(recipe_value(path("p_exact.png"), "hidream:bf16_gemm"), "0"));
+    CHECK(same_pixels(path("base.png"), path("p_exact.png")) == 0);
+    rc = run(out, sizeof out, "'%s' generate --from-png '%s' -v -o '%s' 2>&1", bin,
+             path("base.png"), path("p_bf16.png"));
+    CHECKF(rc == 0 && strstr(out, "precision: bf16 (the recipe's)"), "rc %d: %s", rc, out);
+    CHECK(same_pixels(path("base.png"), path("p_bf16.png")) == 1);
+    CHECK(tamper(path("base.png"), path("t.png"), "hidream:bf16_gemm", NULL) == 0);
+    rc = run(out, sizeof out, "'%s' generate --from-png '%s' -v -o '%s' 2>&1", bin, path("t.png"),
+             path("p_old.png"));
+    CHECKF(rc == 0 && strstr(out, "precision: exact (the recipe's)"), "rc %d: %s", rc, out);
+    CHECK(same_pixels(path("p_exact.png"), path("p_old.png")) == 1);
+    /* two precisions on one command line are refused */
+    unlink(path("p_two.png"));
+    rc = run(out, sizeof out, "'%s' generate --from-png '%s' --exact --precision int8 -o '%s' 2>&1",
+             bin, path("base.png"), path("p_two.png"));
+    CHECKF(rc == 2 && strstr(out, "--precision conflicts with --exact"), "rc %d: %s", rc, out);
+    CHECK(access(path("p_two.png"), F_OK) != 0);
 }
 
 static void recipe_of_another_model_warns(void) {
@@ -281,6 +315,7 @@ int main(void) {
     RUN_TEST(every_recorded_setting_changes_the_picture);
     RUN_TEST(invalid_recipe_value_is_an_error_and_writes_nothing);
     RUN_TEST(int8_products_are_recorded_and_regenerate_the_identical_picture);
+    RUN_TEST(precision_is_recorded_and_a_flag_overrides_the_recipes);
     RUN_TEST(recipe_of_another_model_warns);
     RUN_TEST(recorded_model_dir_is_named_as_the_recipes);
     RUN_TEST(flags_override_the_recipe);

@@ -153,7 +153,7 @@ static int start_server(const char *model) {
         FILE *f = freopen(log_path, "w", stderr);
         (void)f;
         execl(getenv("HIDREAM_BIN"), "hidream", "serve", "-m", model, "--port", "0", "--api-key",
-              KEY, "--queue", "2", "--max-body", "1", "--max-steps", "1000", (char *)NULL);
+              KEY, "--queue", "2", "--max-body", "1", "--max-steps", "1000", "--precision", "exact", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 600; i++) { /* up to 60 s (sanitizers are slow) */
@@ -187,7 +187,8 @@ static void test_health_and_models_name_the_loaded_model(void) {
     http("GET", "/health", NULL, NULL, 0, "", &r); /* no key needed */
     json_t *j = parse(&r);
     CHECKF(r.status == 200 && j && !strcmp(json_string_value(json_object_get(j, "status")), "ok") &&
-               !strcmp(json_string_value(json_object_get(j, "model")), "vis"),
+               !strcmp(json_string_value(json_object_get(j, "model")), "vis") &&
+               !strcmp(json_string_value(json_object_get(j, "precision")), "exact"),
            "%s", r.body);
     json_decref(j);
     done(&r);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 #ifdef HIDREAM_HAVE_CUDA
@@ -99,6 +100,15 @@ int hd_backend_create(hd_backend **out, const char *name, const hd_backend_optio
 #endif
     }
     return hd_fail(e, HD_EINVAL, "backend '%s': unknown (expected 'cpu' or 'cuda')", name);
+}
+
+int hd_backend_native_bf16(const char *name, const hd_backend_options *opt) {
+    if (name && !strcmp(name, "cuda")) return 1; /* the module is built for sm_90 */
+    if (name && strcmp(name, "cpu")) return 0;
+    int isa = opt && opt->isa != HD_ISA_BEST ? opt->isa : hd_cpu_best_isa();
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    return isa == HD_ISA_AVX512 && f.avx512bf16;
 }
 
 void hd_backend_destroy(hd_backend *be) {

@@ -208,9 +208,10 @@ typedef struct hd_backend_options {
     int n_threads;   /* CPU: worker threads (0 = number of online CPUs) */
     int isa;         /* CPU: 0 = best available, 1 = scalar, 2 = AVX2, 3 = AVX-512 (tests) */
     int device;      /* CUDA: device index */
-    /* CPU: round activations to bf16 inside linear, uses AVX512-BF16 dpbf16ps; faster,
-     * bf16-level accuracy like the official GPU code. Off (0) by default; ignored unless the
-     * AVX-512 kernels run on a CPU with AVX512-BF16.
+    /* CPU: round activations to bf16 inside linear, bf16-level accuracy like the official GPU
+     * code. With the AVX-512 kernels on a CPU with AVX512-BF16 the products run on dpbf16ps
+     * (faster); elsewhere x is rounded and the float32 kernels run (same numerics, no gain).
+     * Off (0) by default.
      * CUDA: BF16 weights stay BF16 on the device (half the memory) and linear with such a
      * weight rounds x to bf16 and runs cublasLt bf16 x bf16 -> float32. */
     int gemm_bf16;
@@ -240,6 +241,10 @@ static inline uint32_t hd_backend_abi(void) {
 int hd_backend_create(hd_backend **out, const char *name, const hd_backend_options *opt,
                       hd_error *e);
 void hd_backend_destroy(hd_backend *be);
+/* 1 if the backend `name` created with opt would multiply bf16 natively with gemm_bf16 (cuda:
+ * tensor cores; cpu: the AVX-512 kernels on a CPU with AVX512-BF16), so that bf16 products are
+ * faster than float32 ones; 0 otherwise (also for an unknown name). Starts nothing. */
+int hd_backend_native_bf16(const char *name, const hd_backend_options *opt);
 
 /* Binds a model weight of `rows`×`cols` values stored as dtype at host: checks that dtype is a
  * weight format whose blocks tile the rows and that the backend supports it for `use`, then

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/exit_codes.h"
+#include "cli/precision_cli.h"
 #include "cli/embedded_model.h"
 #include "data/folder.h"
 #include "data/prng.h"
@@ -28,6 +29,7 @@ typedef struct eval_opts {
     long n, threads;
     uint64_t seed;
     int verbose;
+    precision_cli prec;
 } eval_opts;
 
 /* the failures kept for the grid, in order */
@@ -40,7 +42,7 @@ typedef struct failures {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: hidream eval shapes [-m DIR] [--n 300] [--seed S] [--grid FAILS.png] "
-            "[--threads N] [-v]\n"
+            "[--threads N] [--precision MODE] [-v]\n"
             "       hidream eval shapes --images DIR [--grid FAILS.png] [-v]\n"
             "  -m, --model DIR   model to judge (default: the embedded model); prompt i is drawn\n"
             "                    from the world with seed S, its picture generated with the\n"
@@ -53,6 +55,8 @@ static void usage(FILE *f) {
             "  --save DIR        also write each generated picture as DIR/NNNNNN.png with its\n"
             "                    prompt in NNNNNN.txt (judge it again with --images DIR)\n"
             "  --threads N       CPU threads for generation (default: all)\n"
+            "  --precision auto|exact|bf16|int8   the model's matrix products (default auto, as\n"
+            "                    generate); --exact, --bf16-gemm, --int8 are its shorthands\n"
             "  -v, --verbose     one line per picture\n");
 }
 
@@ -203,7 +207,8 @@ static int eval_model(const eval_opts *o, hd_shapes_tally *t, failures *f) {
     }
     hd_error e = {0};
     hd_model *m = NULL;
-    hd_model_options mo = {.backend = "cpu", .n_threads = (int)o->threads};
+    hd_model_options mo = {.backend = "cpu", .n_threads = (int)o->threads,
+                           .precision = o->prec.value};
     if (hd_model_load(&m, dir, &mo, &e) < 0) {
         fprintf(stderr, "hidream eval: %s\n", e.msg);
         return 2;
@@ -261,6 +266,9 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             o->verbose = 1;
             continue;
         }
+        int pr = precision_cli_flag(&o->prec, "hidream eval", argc, argv, &i);
+        if (pr < 0) return -1;
+        if (pr > 0) continue;
         int takes = !strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--images") ||
                     !strcmp(a, "--n") || !strcmp(a, "--seed") || !strcmp(a, "--grid") ||
                     !strcmp(a, "--threads") || !strcmp(a, "--save");
@@ -291,6 +299,10 @@ static int parse_args(int argc, char **argv, eval_opts *o) {
             }
             o->seed = u;
         }
+    }
+    if (o->prec.flag && o->images) {
+        fprintf(stderr, "hidream eval: %s goes with -m (a model), not --images\n", o->prec.flag);
+        return -1;
     }
     if (o->save && o->images) {
         fprintf(stderr, "hidream eval: --save goes with -m (a model), not --images\n");

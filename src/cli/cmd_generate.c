@@ -54,10 +54,9 @@ static void usage(FILE *f) {
             "  --layout JSON_OR_FILE    layout boxes [[x1,x2,y1,y2],...] for the references\n"
             "  --keep-aspect            one reference: the output takes its size\n"
             "  --bf16-compat            round the sample to bf16 where the official GPU code does\n"
-            "  --bf16-gemm              bf16 matrix products (faster with AVX512-BF16, less exact)\n"
-            "  --int8                   int8 matrix products in the decoder (CPU; faster, half the\n"
-            "                           weight memory of bf16, ~2e-2 relative error per step)\n"
-            "  --threads N              CPU threads (default: all)\n"
+            "  --threads N              CPU threads (default: all)\n");
+    precision_cli_usage(f, 24);
+    fprintf(f,
             "  --backend cpu|cuda       compute backend (cuda when built with it)\n"
             "  --preview DIR --preview-every N   write x0 previews as PNG\n"
             "  -v, --verbose\n"
@@ -75,12 +74,12 @@ static const char *const value_flags[] = {
     "--steps", "--cfg", "--shift", "--seed", "--width", "--height", "--scheduler", "--timesteps",
     "--noise-scale", "--noise-scale-end", "--noise-clip-std", "--ref", "--layout", "--threads",
     "--backend", "--preview", "--preview-every", NULL};
-static const char *const plain_flags[] = {"--no-snap", "--keep-aspect", "--bf16-compat",
-                                          "--bf16-gemm", "--int8", "-v", "--verbose", "-h", "--help",
-                                          NULL};
+static const char *const plain_flags[] = {"--no-snap", "--keep-aspect", "--bf16-compat", "-v",
+                                          "--verbose", "-h", "--help", NULL};
 
 static int is_flag(const char *s) {
     if (!strcmp(s, "--refine") || !strncmp(s, "--refine-", 9)) return 1; /* the agent's */
+    if (precision_cli_is_flag(s)) return 1;
     for (int i = 0; value_flags[i]; i++)
         if (!strcmp(s, value_flags[i])) return 1;
     for (int i = 0; plain_flags[i]; i++)
@@ -148,9 +147,9 @@ static int parse_args(gen_opts *o, int argc, char **argv) {
         } else if (!strcmp(a, "--no-snap")) p->no_snap = 1;
         else if (!strcmp(a, "--keep-aspect")) p->keep_aspect = 1;
         else if (!strcmp(a, "--bf16-compat")) p->bf16_compat = 1;
-        else if (!strcmp(a, "--bf16-gemm")) o->bf16_gemm = 1;
-        else if (!strcmp(a, "--int8")) o->int8 = 1;
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
+        else if (precision_cli_is_flag(a)) {
+            if (precision_cli_flag(&o->prec, "hidream generate", argc, argv, &i) < 0) return -1;
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) o->verbose = 1;
         else if (!strcmp(a, "--refine")) o->do_refine = 1;
         else if (!strncmp(a, "--refine-", 9)) {
             int r = refine_cli_flag(&o->rcli, argc, argv, &i); /* takes its value itself */
@@ -324,7 +323,7 @@ static int load_model(gen_opts *o, hd_model **m, char *embedded, size_t n) {
     if (o->model_from_png && o->model[0] != '/')
         fprintf(stderr, "hidream generate: note: %s records the relative model directory '%s'; "
                         "it is taken relative to the current directory\n", o->from_png, o->model);
-    hd_model_options mo = {o->backend ? o->backend : "cpu", o->threads, o->bf16_gemm, o->int8};
+    hd_model_options mo = {o->backend ? o->backend : "cpu", o->threads, o->prec.value};
     hd_error e = {0};
     if (hd_model_load(m, o->model, &mo, &e) < 0) {
         fprintf(stderr, "hidream generate: %s%s%s%s\n", e.msg,
@@ -422,6 +421,9 @@ static int run(gen_opts *o) {
     char embedded[4096];
     hd_model *m = NULL;
     if (load_model(o, &m, embedded, sizeof embedded) < 0) return HD_EXIT_USAGE;
+    if (o->verbose)
+        fprintf(stderr, "precision: %s%s\n", hd_precision_name(hd_model_precision(m)),
+                o->prec.flag ? "" : o->prec.value ? " (the recipe's)" : " (auto)");
     if (o->from_png) gen_recipe_check_model(o, m);
     apply_model_defaults(o, m);
 

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "cli/precision_cli.h"
 #include "cli/refine_cli.h"
 #include "hidream.h"
 #include "image/codec.h"
@@ -17,7 +18,8 @@ typedef struct gen_opts {
     const char *model, *output, *from_png, *preview_dir;
     const char *ref_paths[GEN_MAX_REFS];
     int n_refs;
-    int threads, verbose, bf16_gemm, int8;
+    int threads, verbose;
+    precision_cli prec; /* --precision and its shorthands; else the recipe's, else auto */
     const char *backend;
     hd_mode mode;
     hd_generate_params p;

@@ -72,8 +72,7 @@ int gen_recipe_read(gen_opts *o) {
     /* the mode selects the model's defaults (apply_model_defaults) */
     if ((h & HD_RECIPE_MODE) && !o->set_mode) o->mode = r->mode, o->set_mode = 1;
     /* the model options */
-    if (h & HD_RECIPE_BF16_GEMM) o->bf16_gemm = o->bf16_gemm || r->bf16_gemm;
-    if (h & HD_RECIPE_INT8) o->int8 = o->int8 || r->int8;
+    if (!o->prec.flag) o->prec.value = hd_recipe_precision(r); /* the same products again */
     if ((h & HD_RECIPE_BACKEND) && !o->set_backend) o->backend = r->backend, o->backend_from_png = 1;
     if ((h & HD_RECIPE_MODEL_DIR) && !o->model) o->model = r->model_dir, o->model_from_png = 1;
     /* the reference pictures are not in the recipe: they must be given again */

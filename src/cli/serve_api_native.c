@@ -40,14 +40,16 @@ static enum MHD_Result health(const srv_req *r) {
     server *s = r->s;
     pthread_mutex_lock(&s->mu);
     int ready = s->ready, q = s->q_len, busy = s->running != NULL;
+    const char *precision = ready ? hd_precision_name(hd_model_precision(s->model)) : "";
     char err[1024];
     snprintf(err, sizeof err, "%s", s->load_error);
     pthread_mutex_unlock(&s->mu);
     if (!ready)
         return srv_json(r, 503, json_pack("{s:s, s:s}", "status", err[0] ? "error" : "loading",
                                           "message", err[0] ? err : "the model is loading"));
-    return srv_json(r, 200, json_pack("{s:s, s:s, s:i, s:b}", "status", "ok", "model",
-                                      s->model_name, "queued", q, "busy", busy));
+    return srv_json(r, 200, json_pack("{s:s, s:s, s:s, s:i, s:b}", "status", "ok", "model",
+                                      s->model_name, "precision", precision, "queued", q, "busy",
+                                      busy));
 }
 
 static enum MHD_Result metrics(const srv_req *r) {

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/embedded_model.h"
+#include "cli/precision_cli.h"
 #include "cli/serve.h"
 
 static void usage(FILE *f) {
@@ -26,7 +27,8 @@ static void usage(FILE *f) {
             "  --max-side N        largest width/height asked for (default 4096)\n"
             "  --max-steps N       most steps per picture (default 200)\n"
             "  --threads N         CPU threads (default: all)   --backend cpu|cuda\n"
-            "  --int8              int8 matrix products in the decoder (CPU; see generate --help)\n"
+            "  --precision auto|exact|bf16|int8   matrix products (default auto; see generate\n"
+            "                      --help); --exact, --bf16-gemm, --int8 are its shorthands\n"
             "Endpoints: see docs/SERVER.md. The web page is at http://HOST:PORT/\n");
 }
 
@@ -45,21 +47,21 @@ static int parse_int(const char *flag, const char *s, long lo, long hi, long *ou
 typedef struct serve_opts {
     const char *model, *host, *api_key, *backend;
     long port, queue, max_body_mb, max_side, max_steps, threads;
-    int int8;
+    precision_cli prec;
 } serve_opts;
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-    *o = (serve_opts){NULL, "127.0.0.1", getenv("HIDREAM_API_KEY"), "cpu", 8080, 8, 64, 4096, 200, 0, 0};
+    *o = (serve_opts){NULL, "127.0.0.1", getenv("HIDREAM_API_KEY"), "cpu", 8080, 8, 64, 4096, 200, 0,
+                      {HD_PRECISION_AUTO, NULL}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--int8")) {
-            o->int8 = 1;
-            continue;
-        }
+        int pr = precision_cli_flag(&o->prec, "hidream serve", argc, argv, &i);
+        if (pr < 0) return -1;
+        if (pr > 0) continue;
         static const char *valued[] = {"-m", "--model", "--host", "--port", "--api-key", "--queue",
                                        "--max-body", "--max-side", "--max-steps", "--threads",
                                        "--backend"};
@@ -131,7 +133,8 @@ int cmd_serve(int argc, char **argv) {
     s->max_body = (size_t)o.max_body_mb << 20;
     s->lim.max_side = (int)o.max_side;
     s->lim.max_steps = (int)o.max_steps;
-    s->model_opt = (hd_model_options){.backend = o.backend, .n_threads = (int)o.threads, .int8 = o.int8};
+    s->model_opt = (hd_model_options){.backend = o.backend, .n_threads = (int)o.threads,
+                                    .precision = o.prec.value};
 
     /* signals go to wait_for_stop only; every thread created below inherits the mask */
     sigset_t set;

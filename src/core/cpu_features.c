@@ -21,6 +21,7 @@ void hd_cpu_features_detect(hd_cpu_features *f) {
     unsigned a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d)) f->f16c = (c >> 29) & 1u;
     if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1u;
+    if (f->avx512f && __get_cpuid_count(7, 0, &a, &b, &c, &d)) f->avx512vnni = (c >> 11) & 1u;
     if (!f->avx2) f->f16c = 0; /* F16C needs the AVX state the avx2 check verified */
 #endif
 }

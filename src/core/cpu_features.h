@@ -12,7 +12,7 @@ enum {
 
 typedef struct hd_cpu_features {
     int avx2, fma, f16c;
-    int avx512f, avx512bw, avx512dq, avx512vl, avx512bf16;
+    int avx512f, avx512bw, avx512dq, avx512vl, avx512bf16, avx512vnni;
 } hd_cpu_features;
 
 void hd_cpu_features_detect(hd_cpu_features *f);

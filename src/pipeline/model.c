@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "model/inventory.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/precision.h"
 
 int hd_model_check_patch_size(const hd_config *cfg, const hd_safetensors *st, const char *dir,
                               hd_error *e) {
@@ -32,17 +33,18 @@ int hd_model_load(hd_model **out, const char *dir, const hd_model_options *opt, 
     hd_model *m = calloc(1, sizeof *m);
     if (!m) return hd_fail(e, HD_ENOMEM, "out of memory");
     snprintf(m->dir, sizeof m->dir, "%s", dir);
-    hd_backend_options bo = {0};
-    if (opt) {
-        bo.n_threads = opt->n_threads;
-        bo.gemm_bf16 = opt->bf16_gemm;
-        bo.gemm_int8 = opt->int8;
-    }
+    hd_backend_options bo = {.n_threads = opt ? opt->n_threads : 0};
     const char *backend = opt && opt->backend ? opt->backend : "cpu";
     snprintf(m->backend, sizeof m->backend, "%s", backend);
-    m->bf16_gemm = bo.gemm_bf16 != 0;
-    m->int8 = bo.gemm_int8 != 0;
-    if (m->int8 && strcmp(backend, "cpu")) {
+    if (opt && !hd_precision_name(opt->precision)) {
+        free(m);
+        return hd_fail(e, HD_EINVAL, "model options: precision %d out of range", (int)opt->precision);
+    }
+    m->precision = hd_precision_resolve(opt ? opt->precision : HD_PRECISION_AUTO,
+                                        hd_backend_native_bf16(backend, &bo));
+    bo.gemm_bf16 = m->precision == HD_PRECISION_BF16;
+    bo.gemm_int8 = m->precision == HD_PRECISION_INT8;
+    if (bo.gemm_int8 && strcmp(backend, "cpu")) {
         free(m);
         return hd_fail(e, HD_EUNSUPPORTED, "int8 products run on the cpu backend only, not '%s'",
                        backend);
@@ -83,3 +85,5 @@ void hd_model_free(hd_model *m) {
 }
 
 const char *hd_model_name(const hd_model *m) { return m->cfg.name; }
+
+hd_precision hd_model_precision(const hd_model *m) { return m->precision; }

@@ -34,8 +34,7 @@ struct hd_model {
     char vit_unusable[sizeof(((hd_error *)0)->msg)];
     /* the options it was loaded with that change the pixels (recorded in a picture's recipe) */
     char backend[8];
-    int bf16_gemm;
-    int int8;
+    hd_precision precision; /* resolved: never AUTO */
 };
 
 /* One generation in progress. Owned memory is released by hd_job_free. */

@@ -78,8 +78,8 @@ int hd_recipe_from_params(hd_recipe *r, const hd_generate_params *p, const hd_im
         rc = dup_into(&r->model, hd_model_name(m), e);
         if (rc == 0) rc = dup_into(&r->model_dir, realpath(m->dir, abs) ? abs : m->dir, e);
         if (rc == 0) rc = dup_into(&r->backend, m->backend[0] ? m->backend : "cpu", e);
-        r->bf16_gemm = m->bf16_gemm != 0;
-        r->int8 = m->int8 != 0;
+        r->bf16_gemm = m->precision == HD_PRECISION_BF16;
+        r->int8 = m->precision == HD_PRECISION_INT8;
         r->has |= HD_RECIPE_MODEL | HD_RECIPE_MODEL_DIR | HD_RECIPE_BACKEND | HD_RECIPE_BF16_GEMM;
         if (r->int8) r->has |= HD_RECIPE_INT8; /* recorded when on: older readers keep working */
     }
@@ -411,6 +411,9 @@ int hd_recipe_parse(const hd_png_text *t, const char *what, hd_recipe *r, hd_err
         r->steps != r->n_timesteps)
         rc = hd_fail(e, HD_EFORMAT, "%s: hidream:steps: %d disagrees with the %d values of "
                      "hidream:timesteps", what, r->steps, r->n_timesteps);
+    if (rc == 0 && r->int8 && r->bf16_gemm)
+        rc = hd_fail(e, HD_EFORMAT, "%s: hidream:int8 and hidream:bf16_gemm are both 1 (one "
+                     "precision per picture)", what);
     if (rc < 0) hd_recipe_free(r);
     return rc;
 }
@@ -422,6 +425,14 @@ int hd_recipe_read(const char *png_path, hd_recipe *r, hd_error *e) {
     int rc = hd_recipe_parse(&t, png_path, r, e);
     hd_png_text_free(&t);
     return rc;
+}
+
+hd_precision hd_recipe_precision(const hd_recipe *r) {
+    if ((r->has & HD_RECIPE_INT8) && r->int8) return HD_PRECISION_INT8;
+    if ((r->has & HD_RECIPE_BF16_GEMM) && r->bf16_gemm) return HD_PRECISION_BF16;
+    const unsigned model = HD_RECIPE_BF16_GEMM | HD_RECIPE_INT8 | HD_RECIPE_MODEL |
+                           HD_RECIPE_MODEL_DIR | HD_RECIPE_BACKEND;
+    return r->has & model ? HD_PRECISION_EXACT : HD_PRECISION_AUTO;
 }
 
 void hd_recipe_apply(const hd_recipe *r, hd_generate_params *p, unsigned fields) {

@@ -81,15 +81,16 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hidream check-golden DIR [--only forward|rng|sched|pipeline] [--threads N] "
             "[--backend cpu|cuda] [-v]\n"
-            "       hidream check-golden DIR --only forward [--weights QDIR] [--int8] [--tol X]\n"
+            "       hidream check-golden DIR --only forward [--weights QDIR] [--bf16-gemm|--int8] [--tol X]\n"
             "Verifies a golden directory (model + golden.safetensors, pipeline.safetensors, "
             "cases.json) against this implementation.\n"
             "Prints PASS|FAIL|SKIP <kind>.<case> per case and a final 'N passed, M failed, K "
             "skipped'; exit 0 iff nothing failed and something passed.\n"
             "--weights runs the forward cases with the weights of another model directory (a\n"
             "quantized copy from `hidream quantize`) and --tol sets their relative-error bound\n"
-            "(default 1e-4), so the error each format adds per forward is measured; --int8 runs\n"
-            "them with the CPU backend's int8 products (as `generate --int8`).\n");
+            "(default 1e-4), so the error each format adds per forward is measured; --bf16-gemm and\n"
+            "--int8 run them in that precision (as `generate --precision bf16|int8`). Everything\n"
+            "else runs in the exact precision (float32 products), whatever the machine's default.\n");
 }
 
 int cmd_check_golden(int argc, char **argv) {
@@ -101,6 +102,7 @@ int cmd_check_golden(int argc, char **argv) {
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) g.backend = argv[++i];
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc) g.weights_dir = argv[++i];
         else if (!strcmp(argv[i], "--int8")) g.int8 = 1;
+        else if (!strcmp(argv[i], "--bf16-gemm")) g.bf16 = 1;
         else if (!strcmp(argv[i], "--tol") && i + 1 < argc) {
             char *end;
             g.fwd_tol = strtod(argv[++i], &end);
@@ -135,8 +137,13 @@ int cmd_check_golden(int argc, char **argv) {
             return 2;
         }
     }
-    if ((g.weights_dir || g.fwd_tol > 0 || g.int8) && (!only || strcmp(only, "forward"))) {
-        fprintf(stderr, "hidream check-golden: --weights, --int8 and --tol apply to --only forward\n");
+    if (g.int8 && g.bf16) {
+        fprintf(stderr, "hidream check-golden: --bf16-gemm and --int8 exclude each other\n");
+        return 2;
+    }
+    if ((g.weights_dir || g.fwd_tol > 0 || g.int8 || g.bf16) && (!only || strcmp(only, "forward"))) {
+        fprintf(stderr, "hidream check-golden: --weights, --bf16-gemm, --int8 and --tol apply to "
+                        "--only forward\n");
         return 2;
     }
     g.dir = dir;

@@ -22,6 +22,7 @@ typedef struct golden_ctx {
                                  copy) instead of dir; NULL = dir */
     double fwd_tol;           /* forward cases: relative error bound (default 1e-4) */
     int int8;                 /* forward cases: the CPU backend's int8 products (gemm_int8) */
+    int bf16;                 /* forward cases: bf16 activations in products (gemm_bf16) */
     int n_threads;
     int verbose;
     int passed, failed, skipped;

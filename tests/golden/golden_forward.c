@@ -35,6 +35,7 @@ static void model_load(fwd_model *fm, const golden_ctx *g) {
     hd_backend_options opt = {0};
     opt.n_threads = g->n_threads;
     opt.gemm_int8 = g->int8;
+    opt.gemm_bf16 = g->bf16;
     if (hd_config_load_dir(&fm->cfg, g->dir, &e) < 0 || hd_st_open_dir(&fm->st, g->weights_dir ? g->weights_dir : g->dir, &e) < 0 ||
         hd_backend_create(&fm->be, g->backend ? g->backend : "cpu", &opt, &e) < 0 ||
         hd_uit_create(&fm->uit, fm->be, &fm->cfg, &fm->st, &e) < 0) {

@@ -321,7 +321,9 @@ void golden_run_pipeline(golden_ctx *g) {
     }
     hd_model *m = NULL;
     hd_error e = {0};
-    hd_model_options mo = {.backend = g->backend, .n_threads = g->n_threads};
+    /* the official outputs are matched in float32, never in a machine's default precision */
+    hd_model_options mo = {.backend = g->backend, .n_threads = g->n_threads,
+                           .precision = HD_PRECISION_EXACT};
     if (hd_model_load(&m, g->dir, &mo, &e) < 0) {
         const char *k;
         json_t *v;

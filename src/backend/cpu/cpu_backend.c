@@ -185,11 +185,16 @@ static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
 }
 
 /* gemm_int8: float weights become int8 panels (gemm_i8.h); block-quantized ones keep their
- * dequantizing path, and a weight too small to pay for the panels stays as it is. */
+ * dequantizing path. gemm_bf16 on AVX512-BF16: float weights are packed once into the bf16
+ * kernel's panels (gemm_prepack.c) instead of on every call. */
 static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_error *e) {
     hd_cpu *cpu = hd_cpu_of(be);
-    if (!cpu->int8 || hd_dtype_is_quantized(t->dtype) || t->rows * t->cols == 0) return 0;
-    return hd_cpu_prepare_i8(cpu, t, e);
+    int plain = t->dtype == HD_F32 || t->dtype == HD_F16 || t->dtype == HD_BF16;
+    if (t->rows * t->cols == 0) return 0;
+    if (cpu->int8) return hd_dtype_is_quantized(t->dtype) ? 0 : hd_cpu_prepare_i8(cpu, t, e);
+    if (cpu->k == &hd_cpu_kernels_avx512_bf16 && plain && t->wscale == 1.0f)
+        return hd_cpu_prepack(cpu, t, e);
+    return 0;
 }
 
 static void cpu_write(hd_backend *be, hd_tensor *dst, const float *src) {
@@ -331,8 +336,13 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     }
     if (o.gemm_int8) {
         cpu->int8 = 1;
-        int avx2 = isa >= HD_ISA_AVX2; /* AVX-512 machines run the AVX2 int8 kernels */
-        cpu->i8_ukr = avx2 ? hd_i8_ukr_avx2 : hd_i8_ukr_scalar;
+        hd_cpu_features f;
+        hd_cpu_features_detect(&f);
+        int avx2 = isa >= HD_ISA_AVX2; /* the AVX2 quantizer serves AVX-512 machines too */
+        cpu->i8_x_offset = isa == HD_ISA_AVX512 && f.avx512vnni;
+        cpu->i8_ukr = cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
+                      : avx2           ? hd_i8_ukr_avx2
+                                       : hd_i8_ukr_scalar;
         cpu->i8_pack_row = avx2 ? hd_i8_pack_row_avx2 : hd_i8_pack_row_scalar;
     }
     /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */

@@ -81,6 +81,7 @@ typedef struct gemm_job {
     float wscale; /* fp8 weights: the value scale */
     int64_t ldw;  /* elements */
     const hd_tensor *bias;
+    const hd_cpu_prepacked *pre; /* W packed at bind (gemm_prepack.c), or NULL: pack per call */
     int64_t M, N, K;
     int64_t m_range; /* rows per task (multiple of MR) */
     int64_t n_mr;    /* row ranges */
@@ -114,7 +115,14 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     for (int64_t pc = 0; pc < g->K; pc += KC) {
         int64_t kc = g->K - pc < KC ? g->K - pc : KC;
         int64_t kcp = (kc + kn->ku - 1) / kn->ku * kn->ku;
-        for (int64_t jr = n0; jr < n1; jr += NR) {
+        /* the W block of this slice: its panels (pstride floats apart) from column n0 */
+        const float *blk = bp;
+        int64_t pstride = kcp * NR;
+        if (g->pre) {
+            pstride = kcp / 2 * NR;
+            blk = g->pre->panels + pc / 2 * g->pre->np + n0 / NR * pstride;
+        }
+        for (int64_t jr = n0; jr < n1 && !g->pre; jr += NR) {
             int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
             float *panel = bp + ((jr - n0) / NR) * kcp * NR;
             const char *wp = g->w + jr * ldw_bytes + hd_dtype_row_bytes(g->wdt, pc);
@@ -137,7 +145,7 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
             if (g->cpu->round_bf16) round_bf16_panel(ap, kcp * MR);
             for (int64_t jr = n0; jr < n1; jr += NR) {
                 int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
-                kn->gemm_ukr(kcp, ap, bp + ((jr - n0) / NR) * kcp * NR, g->y + ir * g->ldy + jr,
+                kn->gemm_ukr(kcp, ap, blk + ((jr - n0) / NR) * pstride, g->y + ir * g->ldy + jr,
                              g->ldy, mr, nr, pc == 0, bias ? bias + (jr - n0) : NULL);
             }
         }
@@ -203,15 +211,16 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
         hd_cpu_for_rows(cpu, M, N, bias_rows, &b);
         return;
     }
-    if (w->packed && hd_cpu_linear_i8(cpu, y, x, w->packed, bias) == 0) return;
-    if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16 && !cpu->round_bf16) {
+    if (w->packed && cpu->int8 && hd_cpu_linear_i8(cpu, y, x, w->packed, bias) == 0) return;
+    const hd_cpu_prepacked *pre = w->packed && !cpu->int8 ? w->packed : NULL;
+    if (M == 1 && w->dtype == HD_BF16 && kn->gemv_bf16 && !cpu->round_bf16 && !pre) {
         gemv(cpu, y, x, w, bias);
         return;
     }
     gemm_job g = {
         .cpu = cpu, .y = y->data, .ldy = y->stride, .x = x->data, .ldx = x->stride,
         .w = w->data, .wdt = w->dtype, .wscale = w->wscale, .ldw = w->stride, .bias = bias,
-        .M = M, .N = N, .K = K,
+        .pre = pre, .M = M, .N = N, .K = K,
     };
     /* Column blocks first; then split rows until there are ~4 tasks per thread, so that W
      * panels are packed as few times as possible while the threads stay balanced. */

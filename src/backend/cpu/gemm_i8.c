@@ -90,6 +90,13 @@ static void prep_panel(void *ctx, int64_t p, int thread) {
             for (int64_t c = 0; c < w->k; c++) row[c] *= g->wscale;
         g->cpu->i8_pack_row(row, w->k, w->kp, w->kp, panel + 4 * j, HD_I8_NR * 4, &w->scale[n], 1);
     }
+    /* the column sums of each block (zeros past n and k add nothing) */
+    int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
+    int32_t *ws = w->wsum + p * nkb * HD_I8_NR;
+    memset(ws, 0, (size_t)(nkb * HD_I8_NR) * sizeof *ws);
+    for (int64_t c = 0; c < w->kp; c++)
+        for (int j = 0; j < HD_I8_NR; j++)
+            ws[(c / HD_I8_KB) * HD_I8_NR + j] += panel[(c / 4) * HD_I8_NR * 4 + j * 4 + c % 4];
 }
 
 int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
@@ -100,7 +107,8 @@ int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
                        (long long)k);
     size_t head = (sizeof(hd_i8_weight) + 63) & ~(size_t)63;
     size_t vec = ((size_t)n * 4 + 63) & ~(size_t)63;
-    size_t bytes = head + vec + (size_t)panels * (size_t)kp * HD_I8_NR;
+    size_t sums = (size_t)panels * (size_t)((kp + HD_I8_KB - 1) / HD_I8_KB) * HD_I8_NR * 4;
+    size_t bytes = head + vec + sums + (size_t)panels * (size_t)kp * HD_I8_NR;
     char *mem = aligned_alloc(64, bytes);
     if (!mem)
         return hd_fail(e, HD_ENOMEM, "int8 products: out of memory for a %lld x %lld weight",
@@ -110,7 +118,8 @@ int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
     w->k = k;
     w->kp = kp;
     w->scale = (float *)(mem + head);
-    w->panels = (int8_t *)(mem + head + vec);
+    w->wsum = (int32_t *)(mem + head + vec);
+    w->panels = (int8_t *)(mem + head + vec + sums);
     prep_job g = {cpu, w, t->dtype, t->data, hd_dtype_row_bytes(t->dtype, t->stride), t->wscale};
     hd_pool_run(cpu->pool, panels, prep_panel, &g);
     t->packed = w;
@@ -149,7 +158,8 @@ static void i8_task(void *ctx, int64_t t, int thread) {
             for (int64_t jr = n0; jr < n1; jr += HD_I8_NR) {
                 int nr = (int)(n1 - jr < HD_I8_NR ? n1 - jr : HD_I8_NR);
                 hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * HD_I8_MR, w->scale + jr,
-                                 pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0};
+                                 pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0,
+                                 w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / HD_I8_KB) * HD_I8_NR};
                 g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
                                g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
             }
@@ -170,9 +180,17 @@ static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const pack_x_job *p = ctx;
     for (int64_t r = r0; r < r1; r++) {
         int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
+        int8_t *dst = p->xq + panel * HD_I8_MR * p->kp + i * 4;
         p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride, p->x->cols, p->kp,
-                            HD_I8_KB, p->xq + panel * HD_I8_MR * p->kp + i * 4, HD_I8_MR * 4,
-                            p->sx + panel * HD_I8_MR * p->nkb + i, HD_I8_MR);
+                            HD_I8_KB, dst, HD_I8_MR * 4, p->sx + panel * HD_I8_MR * p->nkb + i,
+                            HD_I8_MR);
+        if (p->cpu->i8_x_offset) /* x + 128 as unsigned bytes: the sign bit flipped */
+            for (int64_t g = 0; g < p->kp / 4; g++) {
+                uint32_t v;
+                memcpy(&v, dst + g * HD_I8_MR * 4, 4);
+                v ^= 0x80808080u;
+                memcpy(dst + g * HD_I8_MR * 4, &v, 4);
+            }
     }
 }
 
@@ -202,7 +220,8 @@ int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_
         int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
         for (int64_t b = 0; b < nkb; b++) sx[panel * HD_I8_MR * nkb + b * HD_I8_MR + i] = 0;
         for (int64_t c = 0; c < w->kp; c += 4)
-            memset(xq + panel * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + i) * 4, 0, 4);
+            memset(xq + panel * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + i) * 4,
+                   cpu->i8_x_offset ? 0x80 : 0, 4);
     }
     i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .sx = sx, .xq = xq,
                 .nkb = nkb, .bias = bias, .M = M};

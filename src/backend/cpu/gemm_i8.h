@@ -5,7 +5,8 @@
  * On AVX2 the products run on VPMADDUBSW, which multiplies unsigned by signed bytes: it gets
  * |qx| and qw with the sign of qx moved onto it (VPSIGNB), so a pair sum is at most
  * 2·127·127 < 32768 and never saturates; VPMADDWD widens the pairs to int32.
- * Every kernel (portable and AVX2) computes the integer sums exactly and the float epilogue in
+ * On AVX512-VNNI they run on VPDPBUSD with x offset to x + 128 (gemm_i8_avx512.c).
+ * Every kernel (portable, AVX2, AVX512-VNNI) computes the integer sums exactly and the float epilogue in
  * the same order, so their results are bit-identical. */
 #ifndef HD_BACKEND_CPU_GEMM_I8_H
 #define HD_BACKEND_CPU_GEMM_I8_H
@@ -27,6 +28,8 @@ typedef struct hd_i8_weight {
     int64_t n, k, kp; /* kp: k rounded up to HD_I8_KU */
     float *scale;     /* [n] sw: W ≈ sw·qw */
     int8_t *panels;
+    int32_t *wsum;    /* per panel, per block of HD_I8_KB values, its 16 column sums Σ qw (the
+                         correction of the VNNI kernel's offset x): wsum[(p·nkb + b)·16 + j] */
 } hd_i8_weight;
 
 /* The scales of one micro-tile and what it does with its sum. Per block b of the slice the
@@ -37,6 +40,7 @@ typedef struct hd_i8_tile {
     const float *sw;   /* [16] column scales */
     const float *bias; /* [16] or NULL (first slice only) */
     int first;
+    const int32_t *wsum; /* [blocks × 16] the panel's block column sums from this slice on */
 } hd_i8_tile;
 
 /* C[mr, nr] (=|+=) over steps·4 values of k (whole blocks of HD_I8_KB but the last): ap is a row
@@ -59,6 +63,9 @@ void hd_i8_pack_row_scalar(const float *x, int64_t k, int64_t kp, int64_t block,
                            int64_t stride, float *scale, int64_t scale_stride);
 void hd_i8_ukr_avx2(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
                     int mr, int nr, const hd_i8_tile *t);
+/* reads x as x + 128 (hd_cpu.i8_x_offset): AVX512-VNNI CPUs only */
+void hd_i8_ukr_avx512vnni(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
+                          int64_t ldc, int mr, int nr, const hd_i8_tile *t);
 void hd_i8_pack_row_avx2(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
                          int64_t stride, float *scale, int64_t scale_stride);
 

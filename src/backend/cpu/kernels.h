@@ -181,6 +181,7 @@ typedef struct hd_cpu {
     int int8;
     hd_i8_ukr_fn i8_ukr;
     hd_i8_pack_row_fn i8_pack_row;
+    int i8_x_offset; /* the kernel reads the packed x as unsigned x + 128 (sign bits flipped) */
     void *i8_buf; /* the quantized x of the last int8 product, grown as needed */
     size_t i8_cap;
 } hd_cpu;
@@ -201,6 +202,15 @@ void hd_cpu_for_rows(hd_cpu *cpu, int64_t rows, int64_t cols, hd_cpu_rows_fn fn,
 
 /* Converts n elements of a weight row (BF16, F16 or F32) starting at element i0 to float32. */
 void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst);
+
+/* A weight packed at bind for the bf16 kernels (gemm_prepack.c: the layout): t->packed of a
+ * CPU backend without the int8 option. */
+typedef struct hd_cpu_prepacked {
+    int64_t np;    /* N rounded up to whole panels of NR */
+    float *panels; /* bf16 pairs, slice by slice, panel by panel */
+} hd_cpu_prepacked;
+/* Packs t (a BF16/F16/F32 weight) into t->packed for cpu->k; returns 0 or an error. */
+int hd_cpu_prepack(hd_cpu *cpu, hd_tensor *t, hd_error *e);
 
 /* int8 products (gemm_i8.c): packs t (a float weight) into t->packed; returns 0 or an error.
  * linear_i8 returns -1 (nothing done) when its buffer cannot grow: the caller falls back. */
