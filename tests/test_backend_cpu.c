@@ -362,8 +362,11 @@ static void test_bind_refuses_unsupported_formats_and_partial_blocks(void) {
 
 /* ---- attention ---- */
 
-static void check_attention(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int hd,
-                            hd_attn_mask mask, int strided) {
+/* bf16 != 0: the backend runs attention in bf16 (AVX512-BF16); the reference then takes q, k, v
+ * rounded to bf16, the bound allows the rounding of the probabilities, and the result must also
+ * differ from the float32 one (the bf16 kernels ran). */
+static void check_attention_mode(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int hd,
+                                 hd_attn_mask mask, int strided, int bf16) {
     hd_backend *be = c->be;
     hd_tensor qp, kp, vp, op;
     hd_tensor q = make_view(be, &qp, Sq, (int64_t)Hq * hd, strided);
@@ -376,7 +379,8 @@ static void check_attention(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int
     float scale = 1.0f / sqrtf((float)hd);
     be->ops->attention(be, &o, &q, &k, &v, Hq, Hkv, hd, scale, mask);
     errstat s = {0};
-    double *sc = malloc((size_t)Sk * sizeof *sc);
+    double *sc = malloc((size_t)Sk * sizeof *sc), off_exact = 0;
+#define RD(x) (bf16 ? (double)hd_round_bf16(x) : (double)(x))
     for (int h = 0; h < Hq; h++) {
         int kvh = h / (Hq / Hkv);
         for (int64_t i = 0; i < Sq; i++) {
@@ -385,28 +389,63 @@ static void check_attention(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int
             for (int64_t j = 0; j < lim; j++) {
                 double d = 0;
                 for (int t = 0; t < hd; t++)
-                    d += (double)at(&q, i, (int64_t)h * hd + t) * at(&k, j, (int64_t)kvh * hd + t);
+                    d += RD(at(&q, i, (int64_t)h * hd + t)) * RD(at(&k, j, (int64_t)kvh * hd + t));
                 sc[j] = d * scale;
                 if (sc[j] > mx) mx = sc[j];
             }
             for (int64_t j = 0; j < lim; j++) sum += sc[j] = exp(sc[j] - mx);
             for (int t = 0; t < hd; t++) {
                 double ref = 0;
-                for (int64_t j = 0; j < lim; j++) ref += sc[j] * at(&v, j, (int64_t)kvh * hd + t);
+                for (int64_t j = 0; j < lim; j++) ref += sc[j] * RD(at(&v, j, (int64_t)kvh * hd + t));
                 ref = lim > 0 ? ref / sum : 0.0;
-                err_add(&s, at(&o, i, (int64_t)h * hd + t), ref, 1e-5, 1e-5, i,
-                        (int64_t)h * hd + t);
+                double got = at(&o, i, (int64_t)h * hd + t);
+                err_add(&s, got, ref, bf16 ? 1e-2 : 1e-5, bf16 ? 1e-2 : 1e-5, i, (int64_t)h * hd + t);
+                if (fabs(got - ref) > off_exact) off_exact = fabs(got - ref);
             }
         }
     }
+#undef RD
     free(sc);
-    CHECK_ERR(s, "attention Sq=%lld Sk=%lld Hq=%d Hkv=%d hd=%d q_offset=%lld n_causal=%lld",
-              (long long)Sq, (long long)Sk, Hq, Hkv, hd, (long long)mask.q_offset,
-              (long long)mask.n_causal);
+    if (bf16) CHECKF(off_exact > 1e-5, "attention hd=%d: bf16 results are float32-exact", hd);
+    CHECK_ERR(s, "attention%s Sq=%lld Sk=%lld Hq=%d Hkv=%d hd=%d q_offset=%lld n_causal=%lld",
+              bf16 ? " (bf16)" : "", (long long)Sq, (long long)Sk, Hq, Hkv, hd,
+              (long long)mask.q_offset, (long long)mask.n_causal);
     hd_tensor_free(be, &qp);
     hd_tensor_free(be, &kp);
     hd_tensor_free(be, &vp);
     hd_tensor_free(be, &op);
+}
+
+static void check_attention(ctx *c, int64_t Sq, int64_t Sk, int Hq, int Hkv, int hd,
+                            hd_attn_mask mask, int strided) {
+    check_attention_mode(c, Sq, Sk, Hq, Hkv, hd, mask, strided, 0);
+}
+
+/* With gemm_bf16 or gemm_int8 on AVX512-BF16 the forward attention runs in bf16: within bf16
+ * rounding of the double reference for every mask, GQA, the ViT's head dim 72 and odd key
+ * counts (a last half pair); an odd head dim keeps the float32 kernels. */
+static void test_bf16_attention_matches_bf16_rounded_reference(void) {
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (!f.avx512bf16 || !hd_cpu_isa_supported(HD_ISA_AVX512)) {
+        printf("  (no AVX512-BF16 on this CPU: attention stays float32)\n");
+        return;
+    }
+    for (int mode = 0; mode < 2; mode++) {
+        hd_backend_options o = {.n_threads = 2, .gemm_bf16 = mode == 0, .gemm_int8 = mode == 1};
+        hd_error e = {0};
+        ctx cx = {NULL, HD_ISA_AVX512, 2};
+        CHECKF(hd_backend_create(&cx.be, "cpu", &o, &e) == 0, "%s", e.msg);
+        if (!cx.be) return;
+        hd_attn_mask full = {0, 0};
+        check_attention_mode(&cx, 70, 151, 4, 4, 64, full, 0, 1);
+        check_attention_mode(&cx, 130, 130, 4, 2, 72, (hd_attn_mask){0, 130}, 1, 1);
+        check_attention_mode(&cx, 200, 201, 8, 2, 128, (hd_attn_mask){0, 77}, 0, 1);
+        check_attention_mode(&cx, 40, 190, 2, 1, 128, (hd_attn_mask){150, 150}, 1, 1);
+        check_attention_mode(&cx, 1, 67, 4, 2, 18, full, 0, 1);
+        check_attention_mode(&cx, 9, 5, 2, 2, 3, (hd_attn_mask){0, 9}, 1, 0); /* odd: float32 */
+        hd_backend_destroy(cx.be);
+    }
 }
 
 static void test_attention_matches_double_reference_for_all_masks(ctx *c) {
@@ -771,6 +810,7 @@ int main(void) {
     RUN_TEST(test_vector_exp_within_two_ulp);
     RUN_TEST(test_linear_bf16_option_matches_bf16_rounded_reference);
     RUN_TEST(test_bf16_weights_packed_at_bind_multiply_as_packed_per_call);
+    RUN_TEST(test_bf16_attention_matches_bf16_rounded_reference);
     RUN_TEST(test_bind_refuses_unsupported_formats_and_partial_blocks);
     int threads[] = {1, 2, 3};
     for (int isa = HD_ISA_SCALAR; isa <= HD_ISA_AVX512; isa++) {

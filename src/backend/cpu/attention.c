@@ -83,6 +83,7 @@ typedef struct attn_job {
     int Hkv, G, hd, hdp;
     float scale;
     hd_attn_mask mask;
+    int bf16;     /* the bf16 kernels (hd_cpu.attn_bf16, even head dim) */
     int64_t bq;   /* queries per task */
     int64_t n_qt; /* query tiles */
 } attn_job;
@@ -129,6 +130,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
             memset(qr, 0, (size_t)hdp * sizeof(float));
             lim[r] = 0;
         }
+        if (a->bf16) hd_attn_bf16_pack_q(qr, hd);
         m[r] = -INFINITY;
         l[r] = 0.0f;
     }
@@ -138,8 +140,13 @@ static void attn_task(void *ctx, int64_t t, int thread) {
     const float *kbase = a->k + (int64_t)kvh * hd, *vbase = a->v + (int64_t)kvh * hd;
     for (int64_t j0 = 0; j0 < kend; j0 += BK) {
         int nk = (int)(kend - j0 < BK ? kend - j0 : BK);
-        kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
-        for (int j = 0; j < BK; j++) {
+        if (a->bf16) {
+            hd_attn_bf16_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
+            hd_attn_bf16_pack_v(vbase + j0 * a->ldv, a->ldv, nk, hd, hdp, vp);
+        } else {
+            kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
+        }
+        for (int j = 0; j < BK && !a->bf16; j++) {
             float *vj = vp + (int64_t)j * hdp;
             if (j < nk) {
                 memcpy(vj, vbase + (j0 + j) * a->ldv, (size_t)hd * sizeof(float));
@@ -152,7 +159,8 @@ static void attn_task(void *ctx, int64_t t, int thread) {
             /* limits grow with the row index; padded rows have limit 0 */
             int64_t last = (rb + RB < rows ? rb + RB : rows) - 1;
             if (lim[last] <= j0) continue;
-            kn->attn_scores(hd, qp + rb * hdp, hdp, kt, s);
+            if (a->bf16) hd_attn_bf16_scores(hd, qp + rb * hdp, hdp, kt, s);
+            else kn->attn_scores(hd, qp + rb * hdp, hdp, kt, s);
             for (int r = 0; r < RB; r++) {
                 float *sr = s + r * BK;
                 int64_t nv = lim[rb + r] - j0;
@@ -169,7 +177,8 @@ static void attn_task(void *ctx, int64_t t, int thread) {
                 l[rb + r] = l[rb + r] * al + sum;
                 m[rb + r] = m_new;
             }
-            kn->attn_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
+            if (a->bf16) hd_attn_bf16_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
+            else kn->attn_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
         }
     }
 
@@ -187,7 +196,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
 
 static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
                           const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
-                          int head_dim, float scale, hd_attn_mask mask) {
+                          int head_dim, float scale, hd_attn_mask mask, int allow_bf16) {
     hd_cpu *cpu = hd_cpu_of(be);
     int64_t Sq = q->rows, Sk = k->rows;
     if (Sq <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0) return;
@@ -216,6 +225,7 @@ static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const 
         .ldq = q->stride, .ldk = k->stride, .ldv = v->stride, .ldo = out->stride,
         .Sq = Sq, .Sk = Sk, .Hkv = n_kv_heads, .G = G, .hd = head_dim, .hdp = hdp,
         .scale = scale, .mask = mask, .bq = bq, .n_qt = (Sq + bq - 1) / bq,
+        .bf16 = allow_bf16 && cpu->attn_bf16 && head_dim % 2 == 0 && RB == 6,
     };
     hd_pool_run(cpu->pool, a.n_qt * n_kv_heads, attn_task, &a);
 }
@@ -223,12 +233,12 @@ static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const 
 void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
                       const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
                       hd_attn_mask mask) {
-    attention_run(be, out, NULL, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask);
+    attention_run(be, out, NULL, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask, 1);
 }
 
 /* The forward for training: also saves lse[i][h] for attention_backward. */
 void hd_cpu_attention_lse(hd_backend *be, hd_tensor *out, hd_tensor *lse, const hd_tensor *q,
                           const hd_tensor *k, const hd_tensor *v, int n_heads, int n_kv_heads,
                           int head_dim, float scale, hd_attn_mask mask) {
-    attention_run(be, out, lse, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask);
+    attention_run(be, out, lse, q, k, v, n_heads, n_kv_heads, head_dim, scale, mask, 0);
 }

@@ -328,18 +328,19 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     cpu->k = isa == HD_ISA_AVX512 ? &hd_cpu_kernels_avx512
              : isa == HD_ISA_AVX2 ? &hd_cpu_kernels_avx2
                                   : &hd_cpu_kernels_scalar;
+    hd_cpu_features feat;
+    hd_cpu_features_detect(&feat);
+    const int native_bf16 = isa == HD_ISA_AVX512 && feat.avx512bf16;
     if (o.gemm_bf16) {
-        hd_cpu_features f;
-        hd_cpu_features_detect(&f);
-        if (isa == HD_ISA_AVX512 && f.avx512bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
+        if (native_bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
         else cpu->round_bf16 = 1;
     }
+    /* the approximate modes run the forward attention in bf16 where it is native */
+    cpu->attn_bf16 = native_bf16 && (o.gemm_bf16 || o.gemm_int8);
     if (o.gemm_int8) {
         cpu->int8 = 1;
-        hd_cpu_features f;
-        hd_cpu_features_detect(&f);
         int avx2 = isa >= HD_ISA_AVX2; /* the AVX2 quantizer serves AVX-512 machines too */
-        cpu->i8_x_offset = isa == HD_ISA_AVX512 && f.avx512vnni;
+        cpu->i8_x_offset = isa == HD_ISA_AVX512 && feat.avx512vnni;
         cpu->i8_ukr = cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
                       : avx2           ? hd_i8_ukr_avx2
                                        : hd_i8_ukr_scalar;

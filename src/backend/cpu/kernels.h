@@ -182,6 +182,9 @@ typedef struct hd_cpu {
     hd_i8_ukr_fn i8_ukr;
     hd_i8_pack_row_fn i8_pack_row;
     int i8_x_offset; /* the kernel reads the packed x as unsigned x + 128 (sign bits flipped) */
+    /* the forward attention in bf16 (Q, K, V, P rounded; float32 sums and softmax): gemm_bf16
+     * or gemm_int8 on a CPU with AVX512-BF16 (attention_bf16_avx512.c) */
+    int attn_bf16;
     void *i8_buf; /* the quantized x of the last int8 product, grown as needed */
     size_t i8_cap;
 } hd_cpu;
@@ -202,6 +205,14 @@ void hd_cpu_for_rows(hd_cpu *cpu, int64_t rows, int64_t cols, hd_cpu_rows_fn fn,
 
 /* Converts n elements of a weight row (BF16, F16 or F32) starting at element i0 to float32. */
 void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float *dst);
+
+/* bf16 attention (attention_bf16_avx512.c: the layouts), for the forward driver of attention.c
+ * when hd_cpu.attn_bf16 is set and the head dim is even; 6 query rows per call. */
+void hd_attn_bf16_pack_q(float *row, int hd);
+void hd_attn_bf16_pack_kt(const float *k, int64_t ldk, int nk, int hd, float *kt);
+void hd_attn_bf16_pack_v(const float *v, int64_t ldv, int nk, int hd, int hdp, float *vp);
+void hd_attn_bf16_scores(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_bf16_pv(int hdp, int nk, float *p, const float *vp, float *o, const float *alpha);
 
 /* A weight packed at bind for the bf16 kernels (gemm_prepack.c: the layout): t->packed of a
  * CPU backend without the int8 option. */
