@@ -258,6 +258,7 @@ static void cpu_destroy(hd_backend *be) {
             for (int i = 0; i < cpu->n_threads; i++) free(cpu->scratch[i]);
         free(cpu->scratch);
         free(cpu->i8_buf);
+        free(cpu->xa_buf);
         free(cpu);
     }
     free(be);

@@ -6,6 +6,7 @@
  * at a time is packed (it stays in L1) and the ISA micro-kernel sweeps it across the W panels,
  * computing MR×NR tiles of y in FMA registers. The first K-slice overwrites y (plus bias), the
  * others accumulate, so no separate pass over y is needed. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
@@ -82,6 +83,8 @@ typedef struct gemm_job {
     int64_t ldw;  /* elements */
     const hd_tensor *bias;
     const hd_cpu_prepacked *pre; /* W packed at bind (gemm_prepack.c), or NULL: pack per call */
+    const float *xa;   /* with pre: x packed once (pack_x_once), else NULL */
+    int64_t xa_panel;  /* floats per MR-row panel of xa */
     int64_t M, N, K;
     int64_t m_range; /* rows per task (multiple of MR) */
     int64_t n_mr;    /* row ranges */
@@ -141,15 +144,62 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
          * packed W block (in L2) from left to right. */
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
-            kn->pack_a(g->x + ir * g->ldx + pc, g->ldx, mr, kc, ap);
-            if (g->cpu->round_bf16) round_bf16_panel(ap, kcp * MR);
+            const float *apx = ap;
+            if (g->xa) {
+                apx = g->xa + ir / MR * g->xa_panel + pc / 2 * MR;
+            } else {
+                kn->pack_a(g->x + ir * g->ldx + pc, g->ldx, mr, kc, ap);
+                if (g->cpu->round_bf16) round_bf16_panel(ap, kcp * MR);
+            }
             for (int64_t jr = n0; jr < n1; jr += NR) {
                 int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
-                kn->gemm_ukr(kcp, ap, blk + ((jr - n0) / NR) * pstride, g->y + ir * g->ldy + jr,
+                kn->gemm_ukr(kcp, apx, blk + ((jr - n0) / NR) * pstride, g->y + ir * g->ldy + jr,
                              g->ldy, mr, nr, pc == 0, bias ? bias + (jr - n0) : NULL);
             }
         }
     }
+}
+
+/* With W packed at bind (the bf16 kernels, whose x panels hold bf16 pairs: MR·kcp/2 floats per
+ * K slice), x is packed once per call for every column block instead of once per block: row
+ * panel p, slice pc at xa + p·xa_panel + pc/2·MR. */
+typedef struct pack_x_job {
+    const hd_cpu_kernels *kn;
+    const float *x;
+    int64_t ldx, M, K, KC, panel;
+    float *xa;
+} pack_x_job;
+
+static void pack_x_panel(void *ctx, int64_t p, int thread) {
+    (void)thread;
+    const pack_x_job *j = ctx;
+    const int MR = j->kn->mr;
+    int mr = (int)(j->M - p * MR < MR ? j->M - p * MR : MR);
+    for (int64_t pc = 0; pc < j->K; pc += j->KC) {
+        int64_t kc = j->K - pc < j->KC ? j->K - pc : j->KC;
+        j->kn->pack_a(j->x + p * MR * j->ldx + pc, j->ldx, mr, kc, j->xa + p * j->panel + pc / 2 * MR);
+    }
+}
+
+/* 0, or -1 when the buffer cannot grow (the caller then packs per block). */
+static int pack_x_once(hd_cpu *cpu, gemm_job *g) {
+    const hd_cpu_kernels *kn = cpu->k;
+    const int64_t KC = hd_gemm_kc(kn, g->wdt), last = g->K - (g->K - 1) / KC * KC;
+    const int64_t kp = (g->K - last) + (last + kn->ku - 1) / kn->ku * kn->ku;
+    const int64_t panels = (g->M + kn->mr - 1) / kn->mr, panel = kp / 2 * kn->mr;
+    const size_t need = (size_t)(panels * panel);
+    if (cpu->xa_cap < need) {
+        float *p = aligned_alloc(64, (need * sizeof(float) + 63) & ~(size_t)63);
+        if (!p) return -1;
+        free(cpu->xa_buf);
+        cpu->xa_buf = p;
+        cpu->xa_cap = need;
+    }
+    pack_x_job j = {kn, g->x, g->ldx, g->M, g->K, KC, panel, cpu->xa_buf};
+    hd_pool_run(cpu->pool, panels, pack_x_panel, &j);
+    g->xa = cpu->xa_buf;
+    g->xa_panel = panel;
+    return 0;
 }
 
 typedef struct bias_fill {
@@ -238,5 +288,6 @@ void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_te
         }
     g.m_range = ((m_tiles + n_mr - 1) / n_mr) * kn->mr;
     g.n_mr = (M + g.m_range - 1) / g.m_range;
+    if (pre && n_nb > 1) (void)pack_x_once(cpu, &g); /* on failure: packed per block */
     hd_pool_run(cpu->pool, n_nb * g.n_mr, gemm_task, &g);
 }

@@ -186,6 +186,8 @@ typedef struct hd_cpu {
      * or gemm_int8 on a CPU with AVX512-BF16 (attention_bf16_avx512.c) */
     int attn_bf16;
     void *i8_buf; /* the quantized x of the last int8 product, grown as needed */
+    float *xa_buf; /* x packed once per product for W packed at bind (gemm.c), grown as needed */
+    size_t xa_cap; /* its size in floats */
     size_t i8_cap;
 } hd_cpu;
 
