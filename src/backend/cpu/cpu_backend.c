@@ -340,12 +340,14 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     cpu->attn_bf16 = native_bf16 && (o.gemm_bf16 || o.gemm_int8);
     if (o.gemm_int8) {
         cpu->int8 = 1;
-        int avx2 = isa >= HD_ISA_AVX2; /* the AVX2 quantizer serves AVX-512 machines too */
+        int avx2 = isa >= HD_ISA_AVX2;
         cpu->i8_x_offset = isa == HD_ISA_AVX512 && feat.avx512vnni;
         cpu->i8_ukr = cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
                       : avx2           ? hd_i8_ukr_avx2
                                        : hd_i8_ukr_scalar;
-        cpu->i8_pack_row = avx2 ? hd_i8_pack_row_avx2 : hd_i8_pack_row_scalar;
+        cpu->i8_pack_row = isa == HD_ISA_AVX512 ? hd_i8_pack_row_avx512
+                           : avx2                ? hd_i8_pack_row_avx2
+                                                 : hd_i8_pack_row_scalar;
     }
     /* gemm.c carves the packed W block, one x panel and the bias out of the thread scratch */
     const hd_cpu_kernels *k = cpu->k;

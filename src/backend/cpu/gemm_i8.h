@@ -66,6 +66,8 @@ void hd_i8_ukr_avx2(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
 /* reads x as x + 128 (hd_cpu.i8_x_offset): AVX512-VNNI CPUs only */
 void hd_i8_ukr_avx512vnni(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
                           int64_t ldc, int mr, int nr, const hd_i8_tile *t);
+void hd_i8_pack_row_avx512(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
+                           int64_t stride, float *scale, int64_t scale_stride);
 void hd_i8_pack_row_avx2(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
                          int64_t stride, float *scale, int64_t scale_stride);
 

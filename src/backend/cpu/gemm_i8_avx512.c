@@ -3,8 +3,10 @@
  * unsigned by signed bytes and has no sign trick in AVX-512 (no VPSIGNB), so x arrives offset to
  * x + 128 (the driver flips its sign bits, hd_cpu.i8_x_offset) and each block's sum drops
  * 128·Σw (the weight's per-block column sums, made at bind): the int32 sums are the exact signed
- * ones again, and the float epilogue runs in the portable kernel's order — bit-identical. */
+ * ones again, and the float epilogue runs in the portable kernel's order — bit-identical.
+ * Also the AVX-512 row quantizer (the AVX2 one's operations, 16 values at a time). */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "backend/cpu/gemm_i8.h"
@@ -65,4 +67,40 @@ void hd_i8_ukr_avx512vnni(int64_t steps, const int8_t *ap, const int8_t *bp, flo
         else if (!t->first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), v);
         _mm512_mask_storeu_ps(row, m, v);
     }
+}
+
+/* One block [b0, b1) of a row: quantized into its groups, its scale returned. The operations
+ * and their order are the AVX2 quantizer's (gemm_i8_avx2.c), 16 values at a time. */
+static float pack_block(const float *x, int64_t k, int64_t b0, int64_t b1, int8_t *dst,
+                        int64_t stride) {
+    const int64_t e = b1 < k ? b1 : k;
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t c = b0;
+    /* the running max second: a NaN lane keeps it, as fmaxf does */
+    for (; c + 16 <= e; c += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + c)), vmax);
+    float m[16], amax = 0;
+    _mm512_storeu_ps(m, vmax);
+    for (int j = 0; j < 16; j++) amax = fmaxf(amax, m[j]);
+    for (int64_t r = c; r < e; r++) amax = fmaxf(amax, fabsf(x[r]));
+    const __m512 inv = _mm512_set1_ps(hd_i8_inv(amax));
+    const __m512 lo = _mm512_set1_ps(-HD_I8_QMAX), hi = _mm512_set1_ps(HD_I8_QMAX);
+    dst += (b0 / 4) * stride;
+    for (c = b0; c < b1; c += 16) { /* 16 values = four groups (past b1: not stored) */
+        int64_t n = k - c < 16 ? (k - c > 0 ? k - c : 0) : 16;
+        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), x + c), inv);
+        p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p, p, _CMP_ORD_Q), p); /* NaN -> 0 */
+        p = _mm512_min_ps(_mm512_max_ps(p, lo), hi);                      /* before converting */
+        int32_t g[4];
+        _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(p)));
+        for (int t = 0; t < 4 && c + 4 * t < b1; t++) memcpy(dst + t * stride, &g[t], 4);
+        dst += 4 * stride;
+    }
+    return hd_i8_scale(amax);
+}
+
+void hd_i8_pack_row_avx512(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
+                           int64_t stride, float *scale, int64_t scale_stride) {
+    for (int64_t b0 = 0; b0 < kp; b0 += block)
+        scale[(b0 / block) * scale_stride] =
+            pack_block(x, k, b0, b0 + block < kp ? b0 + block : kp, dst, stride);
 }
