@@ -178,7 +178,7 @@ static int cpu_weight(hd_backend *be, hd_tensor *t, hd_dtype dtype, int64_t rows
 static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
     (void)be;
     if (!hd_dtype_is_weight(dtype)) return 0;
-    int plain = dtype == HD_F32 || dtype == HD_F16 || dtype == HD_BF16;
+    int plain = hd_cpu_packs_directly(dtype);
     if (use == HD_USE_VECTOR) return plain;
     if (use == HD_USE_ROWS) return plain || hd_dtype_is_quantized(dtype);
     return 1;
@@ -189,10 +189,9 @@ static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
  * kernel's panels (gemm_prepack.c) instead of on every call. */
 static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_error *e) {
     hd_cpu *cpu = hd_cpu_of(be);
-    int plain = t->dtype == HD_F32 || t->dtype == HD_F16 || t->dtype == HD_BF16;
     if (t->rows * t->cols == 0) return 0;
     if (cpu->int8) return hd_dtype_is_quantized(t->dtype) ? 0 : hd_cpu_prepare_i8(cpu, t, e);
-    if (cpu->k == &hd_cpu_kernels_avx512_bf16 && plain && t->wscale == 1.0f)
+    if (cpu->k == &hd_cpu_kernels_avx512_bf16 && hd_cpu_packs_directly(t->dtype))
         return hd_cpu_prepack(cpu, t, e);
     return 0;
 }

@@ -96,7 +96,7 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     const int MR = kn->mr, NR = kn->nr;
     const int64_t NC = kn->nc, KC = hd_gemm_kc(kn, g->wdt);
     /* the ISA packers read BF16/F16/F32; other formats are dequantized row by row first */
-    const int direct = g->wdt == HD_F32 || g->wdt == HD_F16 || g->wdt == HD_BF16;
+    const int direct = hd_cpu_packs_directly(g->wdt);
     const uint64_t ldw_bytes = hd_dtype_row_bytes(g->wdt, g->ldw);
 
     int64_t nb = t / g->n_mr, mi = t % g->n_mr;
@@ -184,8 +184,7 @@ static void pack_x_panel(void *ctx, int64_t p, int thread) {
 /* 0, or -1 when the buffer cannot grow (the caller then packs per block). */
 static int pack_x_once(hd_cpu *cpu, gemm_job *g) {
     const hd_cpu_kernels *kn = cpu->k;
-    const int64_t KC = hd_gemm_kc(kn, g->wdt), last = g->K - (g->K - 1) / KC * KC;
-    const int64_t kp = (g->K - last) + (last + kn->ku - 1) / kn->ku * kn->ku;
+    const int64_t KC = hd_gemm_kc(kn, g->wdt), kp = hd_gemm_kp(kn, g->wdt, g->K);
     const int64_t panels = (g->M + kn->mr - 1) / kn->mr, panel = kp / 2 * kn->mr;
     const size_t need = (size_t)(panels * panel);
     if (cpu->xa_cap < need) {

@@ -44,8 +44,7 @@ int hd_cpu_prepack(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
     if (KC % kn->ku || kn->nc % kn->nr || kn->ku % 2)
         return hd_fail(e, HD_EINVAL, "bf16 weight panels: kernel blocks do not tile");
     int64_t panels = (t->rows + kn->nr - 1) / kn->nr, np = panels * kn->nr;
-    int64_t last = t->cols - (t->cols - 1) / KC * KC;
-    int64_t kp = (t->cols - last) + (last + kn->ku - 1) / kn->ku * kn->ku; /* Σ kcp */
+    int64_t kp = hd_gemm_kp(kn, t->dtype, t->cols);
     size_t head = (sizeof(hd_cpu_prepacked) + 63) & ~(size_t)63;
     size_t bytes = head + (size_t)(kp / 2) * (size_t)np * sizeof(float);
     char *mem = aligned_alloc(64, (bytes + 63) & ~(size_t)63);

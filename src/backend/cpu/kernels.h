@@ -198,6 +198,18 @@ static inline int64_t hd_gemm_kc(const hd_cpu_kernels *k, hd_dtype dt) {
     return k->kc >= blk ? k->kc / blk * blk : blk;
 }
 
+/* K values of a weight stored as dt once each slice is padded to the kernels' ku (Σ kcp over
+ * the slices): what a row of packed panels spans. */
+static inline int64_t hd_gemm_kp(const hd_cpu_kernels *k, hd_dtype dt, int64_t K) {
+    const int64_t KC = hd_gemm_kc(k, dt), last = K - (K - 1) / KC * KC;
+    return (K - last) + (last + k->ku - 1) / k->ku * k->ku;
+}
+
+/* The formats the ISA packers read as they are (others are dequantized to float32 first). */
+static inline int hd_cpu_packs_directly(hd_dtype dt) {
+    return dt == HD_F32 || dt == HD_F16 || dt == HD_BF16;
+}
+
 static inline hd_cpu *hd_cpu_of(hd_backend *be) { return (hd_cpu *)be->impl; }
 
 /* Runs fn over row ranges [r0, r1) covering 0..rows-1, threaded when the work (rows × cols
