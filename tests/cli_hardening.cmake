@@ -131,3 +131,28 @@ set_tests_properties(cli_exit_status_table_in_help_and_readme
                      cli_cpu_commands_do_not_load_cuda cli_cuda_module_failures_are_one_line
                      PROPERTIES ENVIRONMENT
                      "${HD_TEST_ENV};HD_MAKE_MODEL=$<TARGET_FILE:hd_make_model>" TIMEOUT 600)
+
+# Bad precision flags on every command that takes them: exit 2, one line naming the flag, no file.
+add_test(NAME cli_bad_precision_flags_are_one_line_errors
+  COMMAND sh -c [[d=$(mktemp -d) || exit 1
+                  trap 'rm -rf "$d"' EXIT
+                  m="$HIDREAM_SHARED/golden/model-tiny"
+                  check() { # expected text, then the command
+                    want=$1; shift
+                    "$@" > "$d/out" 2> "$d/err"; rc=$?; cat "$d/err"
+                    test "$rc" -eq 2 || { echo "rc $rc: $*"; exit 1; }
+                    test "$(wc -l < "$d/err")" -eq 1 || exit 1
+                    grep -q -- "$want" "$d/err" || { echo "no '$want'"; exit 1; }
+                  }
+                  check "'fp16' is not auto, exact, bf16 or int8" \
+                    "$HIDREAM_BIN" generate -m "$m" -p x -o "$d/x.png" --precision fp16
+                  check "needs a value" "$HIDREAM_BIN" generate -m "$m" -p x -o "$d/x.png" --precision
+                  check "--int8 conflicts with --exact" "$HIDREAM_BIN" serve -m "$m" --exact --int8
+                  check "--bf16-gemm conflicts with --precision" \
+                    "$HIDREAM_BIN" eval shapes -m "$m" --precision exact --bf16-gemm
+                  check "--exact goes with -m" "$HIDREAM_BIN" eval shapes --images "$d" --exact
+                  check "--bf16-gemm and --int8 exclude each other" \
+                    "$HIDREAM_BIN" check-golden "$m" --only forward --bf16-gemm --int8
+                  test ! -e "$d/x.png"]])
+set_tests_properties(cli_bad_precision_flags_are_one_line_errors
+                     PROPERTIES ENVIRONMENT "${HD_TEST_ENV}" TIMEOUT 600)
