@@ -61,6 +61,7 @@ static stats stats_of(double *v, int n) {
 typedef struct peak_job {
     double seconds;
     double flops;
+    int amx; /* 0: the FMA loop; 1, 2: AMX tiles, bf16 or int8 */
 } peak_job;
 
 #ifdef HAVE_X86
@@ -110,6 +111,49 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(double seconds) 
     return sink[0] == 12345.f ? 0 : flops / (now_s() - t0);
 }
 #undef FMA12
+
+/* AMX tile peak: four independent TDPBF16PS (TDPBSSD) chains on tiles already loaded, as the
+ * 32×32 micro-tile runs them; 16·16·32 bf16 (16·16·64 int8) products of 2 ops each. */
+__attribute__((target("amx-tile,amx-bf16,amx-int8"))) static double amx_loop(double seconds,
+                                                                             int int8) {
+    struct {
+        unsigned char palette, start, reserved[14];
+        unsigned short colsb[16];
+        unsigned char rows[16];
+    } cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    double t0 = now_s(), ops = 0;
+    do {
+        if (int8)
+            for (int it = 0; it < 10000; it++) {
+                _tile_dpbssd(0, 4, 6);
+                _tile_dpbssd(1, 4, 7);
+                _tile_dpbssd(2, 5, 6);
+                _tile_dpbssd(3, 5, 7);
+            }
+        else
+            for (int it = 0; it < 10000; it++) {
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        ops += 10000.0 * 4 * 16 * 16 * (int8 ? 64 : 32) * 2;
+    } while (now_s() - t0 < seconds);
+    _tile_release();
+    return ops / (now_s() - t0);
+}
 #endif
 
 static double fma_loop_scalar(double seconds) {
@@ -128,7 +172,8 @@ static const char *peak_isa = "scalar";
 static void *peak_thread(void *arg) {
     peak_job *j = arg;
 #ifdef HAVE_X86
-    if (__builtin_cpu_supports("avx512f")) j->flops = fma_loop_avx512(j->seconds);
+    if (j->amx) j->flops = amx_loop(j->seconds, j->amx == 2);
+    else if (__builtin_cpu_supports("avx512f")) j->flops = fma_loop_avx512(j->seconds);
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         j->flops = fma_loop_avx2(j->seconds);
     else
@@ -137,8 +182,9 @@ static void *peak_thread(void *arg) {
     return NULL;
 }
 
-/* Sum over n_threads concurrent FMA loops (GFLOP/s), one 0.3 s trial. */
-static double measure_peak_once(int n_threads) {
+/* Sum over n_threads concurrent FMA loops (or AMX loops, amx 1: bf16, 2: int8) in GFLOP/s, one
+ * 0.3 s trial. */
+static double measure_peak_once(int n_threads, int amx) {
 #ifdef HAVE_X86
     if (__builtin_cpu_supports("avx512f")) peak_isa = "AVX-512";
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) peak_isa = "AVX2";
@@ -150,6 +196,7 @@ static double measure_peak_once(int n_threads) {
     for (int i = 0; i < n_threads; i++) {
         jobs[i].seconds = 0.3;
         jobs[i].flops = 0;
+        jobs[i].amx = amx;
         if (pthread_create(&th[i], NULL, peak_thread, &jobs[i]) == 0) started++;
         else break;
     }
@@ -162,10 +209,10 @@ static double measure_peak_once(int n_threads) {
 }
 
 /* The best of five trials: the machine is shared, and a peak is a best case by definition. */
-static double measure_peak(int n_threads) {
+static double measure_peak(int n_threads, int amx) {
     double best = 0;
     for (int i = 0; i < 5; i++) {
-        double p = measure_peak_once(n_threads);
+        double p = measure_peak_once(n_threads, amx);
         if (p > best) best = p;
     }
     return best;
@@ -766,6 +813,7 @@ typedef struct cpu_opts {
     double peak;      /* measured fp32 FMA peak, GFLOP/s */
     int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
     int native_vnni;  /* AVX512-VNNI: the int8 mode's peak is 4x the FMA peak (else 2x) */
+    double amx_bf16, amx_int8; /* AMX tiles: their measured peaks (0 without AMX) */
 } cpu_opts;
 
 /* The product option of a mode (*bf16): GEMM_EXACT, GEMM_BF16 (gemm_bf16) or GEMM_INT8. */
@@ -774,6 +822,8 @@ enum { GEMM_EXACT = 0, GEMM_BF16 = 1, GEMM_INT8 = 2 };
 /* The peak a mode's products can reach here: the fp32 FMA peak times what its instructions do
  * per lane (bf16 dot products: 2 per fp32 lane; VPDPBUSD: 4 int8 per lane; VPMADDUBSW: 2). */
 static double mode_peak(const cpu_opts *o, int gemm) {
+    if (gemm == GEMM_BF16 && o->amx_bf16 > 0) return o->amx_bf16;
+    if (gemm == GEMM_INT8 && o->amx_int8 > 0) return o->amx_int8;
     if (gemm == GEMM_BF16 && o->native_bf16) return 2.0 * o->peak;
     if (gemm == GEMM_INT8) return (o->native_vnni ? 4.0 : 2.0) * o->peak;
     return o->peak;
@@ -909,6 +959,7 @@ static void usage(void) {
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
             "backend in each mode (exact: float32 products of bf16 weights; bf16: --bf16-gemm;\n"
             "int8: --int8, W8A8 products, its peak_gflops 4x the fp32 FMA peak with VNNI, else 2x;\n"
+            "with AMX tiles the bf16 and int8 peaks are the tiles' measured rates;\n"
             "q8_0, q4_0, q4_k, q5_k, q6_k: the matrices quantized to that GGUF format), beside\n"
             "shared/bench/torch_uit_baseline.py (--device cpu --layers 1, bf16 and fp32) at the\n"
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
@@ -1141,7 +1192,7 @@ int main(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int threads = n_threads > 0 ? n_threads : (int)(ncpu > 0 ? ncpu : 1);
     cpu_opts o = {model_dir, shared, modes_given ? modes : "exact,bf16,int8,q8_0,q4_k", reps, n_threads,
-                  threads, torch, torch_fp32, only, json, vs_exact, 0, 0, 0};
+                  threads, torch, torch_fp32, only, json, vs_exact, 0, 0, 0, 0, 0};
     for (char *save = NULL, *copy = strdup(o.modes), *md = strtok_r(copy, ",", &save); copy;
          md = strtok_r(NULL, ",", &save)) {
         hd_dtype dt = HD_BF16;
@@ -1161,14 +1212,23 @@ int main(int argc, char **argv) {
     hd_cpu_features_detect(&f);
     o.native_bf16 = f.avx512bf16 && hd_cpu_isa_supported(HD_ISA_AVX512);
     o.native_vnni = f.avx512vnni && hd_cpu_isa_supported(HD_ISA_AVX512);
-    o.peak = measure_peak(threads);
+    o.peak = measure_peak(threads, 0);
+    if (f.amx) {
+        o.amx_bf16 = measure_peak(threads, 1);
+        o.amx_int8 = measure_peak(threads, 2);
+    }
     if (!json) {
-        printf("bench_uit: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%s); bf16 mode: %s\n",
-               threads, o.peak, peak_isa,
-               o.native_bf16 ? "AVX512-BF16 dot products (peak 2x)"
-                             : "operands rounded to bf16 on the fp32 FMAs (no AVX512-BF16)");
-        printf("int8 mode: %s\n", o.native_vnni ? "AVX512-VNNI VPDPBUSD (peak 4x)"
-                                                : "VPMADDUBSW (no VNNI; peak taken as 2x)");
+        printf("bench_uit: %d threads, measured fp32 FMA peak %.1f GFLOP/s (%s)\n", threads,
+               o.peak, peak_isa);
+        if (f.amx)
+            printf("bf16 mode: AMX TDPBF16PS tiles (measured peak %.0f GFLOP/s); int8 mode: AMX "
+                   "TDPBSSD tiles (measured peak %.0f GOP/s)\n", o.amx_bf16, o.amx_int8);
+        else
+            printf("bf16 mode: %s\nint8 mode: %s\n",
+                   o.native_bf16 ? "AVX512-BF16 dot products (peak 2x)"
+                                 : "operands rounded to bf16 on the fp32 FMAs (no AVX512-BF16)",
+                   o.native_vnni ? "AVX512-VNNI VPDPBUSD (peak 4x)"
+                                 : "VPMADDUBSW (no VNNI; peak taken as 2x)");
         if (torch)
             printf("baseline: %s/bench/torch_uit_baseline.py --device cpu --layers 1, "
                    "OMP_NUM_THREADS=%d; C/torch = C median / torch bf16 median\n", shared, threads);

@@ -168,16 +168,22 @@ static void test_linear_matches_double_reference(ctx *c) {
 }
 
 /* The optional bf16 GEMM equals a float32-accumulated product of bf16-rounded operands on every
- * ISA: with AVX512-BF16 dot products, elsewhere by rounding the packed operands. */
+ * ISA: with AMX tiles or AVX512-BF16 dot products, elsewhere by rounding the packed operands.
+ * Shapes cover partial 32×32 AMX tiles, several K slices and a bias on whole tiles. */
 static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
     static const struct { int64_t M, N, K; } shapes[] = {
-        {1, 37, 64}, {5, 33, 3}, {17, 100, 301}, {130, 530, 520}, {29, 65, 1}, {3, 40, 3072}};
+        {1, 37, 64},      {5, 33, 3},      {17, 100, 301}, {130, 530, 520},
+        {29, 65, 1},      {3, 40, 3072},   {64, 64, 2100}, {96, 288, 1030}};
     hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32};
-    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2, HD_ISA_AVX512};
-    for (int ii = 0; ii < 3; ii++) {
-        if (!hd_cpu_isa_supported(isas[ii])) continue;
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    /* the last: AVX-512 without AMX where the CPU has AMX (the VDPBF16PS kernel) */
+    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2, HD_ISA_AVX512, HD_ISA_AVX512};
+    for (int ii = 0; ii < 4; ii++) {
+        if (!hd_cpu_isa_supported(isas[ii]) || (ii == 3 && !f.amx)) continue;
         for (int threads = 1; threads <= 2; threads++) {
-            hd_backend_options o = {.n_threads = threads, .isa = isas[ii], .gemm_bf16 = 1};
+            hd_backend_options o = {.n_threads = threads, .isa = isas[ii], .gemm_bf16 = 1,
+                                    .no_amx = ii == 3};
             hd_error e = {0};
             ctx cx = {NULL, isas[ii], threads};
             CHECKF(hd_backend_create(&cx.be, "cpu", &o, &e) == 0, "%s", e.msg);
@@ -191,25 +197,16 @@ static void test_linear_bf16_option_matches_bf16_rounded_reference(void) {
     }
 }
 
-/* With AVX512-BF16 the bf16 option packs each product's weight once at bind; the products then
- * equal, bit for bit, those that pack the same weight on every call (a weight bound for a
- * product run once), over several K slices, partial panels and one-row inputs. */
-static void test_bf16_weights_packed_at_bind_multiply_as_packed_per_call(void) {
-    hd_cpu_features f;
-    hd_cpu_features_detect(&f);
-    if (!f.avx512bf16 || !hd_cpu_isa_supported(HD_ISA_AVX512)) {
-        printf("  (no AVX512-BF16 on this CPU: weights are never packed at bind)\n");
-        return;
-    }
-    static const struct { int64_t M, N, K; } shapes[] = {
-        {1, 70, 1600}, {20, 33, 769}, {45, 400, 2304}, {3, 32, 31}};
-    hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32};
-    hd_backend_options o = {.n_threads = 2, .gemm_bf16 = 1};
+typedef struct shape3 { int64_t M, N, K; } shape3;
+
+static void bf16_packed_at_bind_as_per_call(int no_amx, const shape3 *shapes, size_t n_shapes,
+                                            const hd_dtype *dts) {
+    hd_backend_options o = {.n_threads = 2, .gemm_bf16 = 1, .no_amx = no_amx};
     hd_backend *be = NULL;
     hd_error e = {0};
     CHECKF(hd_backend_create(&be, "cpu", &o, &e) == 0, "%s", e.msg);
     if (!be) return;
-    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+    for (size_t si = 0; si < n_shapes; si++) {
         int64_t M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
         hd_dtype dt = dts[si % 3];
         wbuf wb = make_weight(dt, N * K, -1, 1);
@@ -235,6 +232,25 @@ static void test_bf16_weights_packed_at_bind_multiply_as_packed_per_call(void) {
     }
     hd_backend_destroy(be);
 }
+
+/* With AVX512-BF16 (and with AMX tiles) the bf16 option packs each product's weight once at
+ * bind; the products then equal, bit for bit, those that pack the same weight on every call (a
+ * weight bound for a product run once), over several K slices, partial panels and one-row
+ * inputs. */
+static void test_bf16_weights_packed_at_bind_multiply_as_packed_per_call(void) {
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    if (!f.avx512bf16 || !hd_cpu_isa_supported(HD_ISA_AVX512)) {
+        printf("  (no AVX512-BF16 on this CPU: weights are never packed at bind)\n");
+        return;
+    }
+    static const shape3 shapes[] = {
+        {1, 70, 1600}, {20, 33, 769}, {45, 400, 2304}, {3, 32, 31}, {64, 96, 2048}};
+    hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32};
+    for (int no_amx = 0; no_amx <= f.amx; no_amx++) /* AMX tiles, then VDPBF16PS */
+        bf16_packed_at_bind_as_per_call(no_amx, shapes, sizeof shapes / sizeof *shapes, dts);
+}
+
 
 /* ---- block-quantized weights ---- */
 
@@ -432,7 +448,10 @@ static void test_bf16_attention_matches_bf16_rounded_reference(void) {
         return;
     }
     for (int mode = 0; mode < 2; mode++) {
-        hd_backend_options o = {.n_threads = 2, .gemm_bf16 = mode == 0, .gemm_int8 = mode == 1};
+        /* no_amx: where AMX exists the attention is float32 unless the VDPBF16PS kernels are
+         * asked for */
+        hd_backend_options o = {.n_threads = 2, .gemm_bf16 = mode == 0, .gemm_int8 = mode == 1,
+                                .no_amx = 1};
         hd_error e = {0};
         ctx cx = {NULL, HD_ISA_AVX512, 2};
         CHECKF(hd_backend_create(&cx.be, "cpu", &o, &e) == 0, "%s", e.msg);

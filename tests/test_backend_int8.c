@@ -19,8 +19,9 @@ static double urand(void) {
 }
 static float frand(float lo, float hi) { return lo + (hi - lo) * (float)urand(); }
 
-static hd_backend *make_backend(int isa, int threads) {
-    hd_backend_options o = {.n_threads = threads, .isa = isa, .gemm_int8 = 1};
+/* no_amx: the AVX-512 (VNNI) kernel where the CPU also has AMX tiles */
+static hd_backend *make_backend(int isa, int threads, int no_amx) {
+    hd_backend_options o = {.n_threads = threads, .isa = isa, .gemm_int8 = 1, .no_amx = no_amx};
     hd_backend *be = NULL;
     hd_error e = {0};
     CHECKF(hd_backend_create(&be, "cpu", &o, &e) == 0, "%s", e.msg);
@@ -128,16 +129,20 @@ static float *run_linear(hd_backend *be, const problem *p, int expect_packed) {
 
 static const struct { int64_t M, N, K; } shapes[] = {
     {1, 37, 64}, {5, 33, 3}, {7, 16, 8}, {13, 100, 300}, {29, 65, 1}, {64, 130, 520},
-    {6, 17, 4100}, /* three K slices */ {130, 300, 96},
+    {6, 17, 4100}, /* three K slices */ {130, 300, 96}, {70, 96, 2200}, /* whole AMX tiles */
 };
 
 static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) {
-    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2, HD_ISA_AVX512}; /* AVX-512: VNNI where the CPU has it */
+    /* AVX-512: AMX tiles where the CPU has them, else VNNI where it has it; the last: VNNI on a
+     * CPU with AMX */
+    int isas[] = {HD_ISA_SCALAR, HD_ISA_AVX2, HD_ISA_AVX512, HD_ISA_AVX512};
     hd_dtype dts[] = {HD_BF16, HD_F16, HD_F32, HD_F8_E4M3};
-    for (int ii = 0; ii < 3; ii++) {
-        if (!hd_cpu_isa_supported(isas[ii])) continue;
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    for (int ii = 0; ii < 4; ii++) {
+        if (!hd_cpu_isa_supported(isas[ii]) || (ii == 3 && !f.amx)) continue;
         for (int threads = 1; threads <= 2; threads++) {
-            hd_backend *be = make_backend(isas[ii], threads);
+            hd_backend *be = make_backend(isas[ii], threads, ii == 3);
             if (!be) return;
             for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
                 hd_dtype dt = dts[(si + (size_t)threads) % 4];
@@ -182,7 +187,7 @@ static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) 
 /* Relative (Frobenius) error of the int8 product against the double product of the unquantized
  * operands: the quantization error itself, which the option documents as about 1e-2. */
 static void test_int8_linear_is_within_quantization_error_of_the_float_product(void) {
-    hd_backend *be = make_backend(HD_ISA_BEST, 2);
+    hd_backend *be = make_backend(HD_ISA_BEST, 2, 0);
     if (!be) return;
     problem p;
     make_problem(&p, 48, 256, 1024, HD_BF16, 1);
@@ -205,8 +210,8 @@ static void test_int8_linear_is_within_quantization_error_of_the_float_product(v
 }
 
 /* The portable kernel against one vector ISA: the same bits for every shape. */
-static void agree_bit_for_bit(int isa) {
-    hd_backend *s = make_backend(HD_ISA_SCALAR, 1), *v = make_backend(isa, 2);
+static void agree_bit_for_bit(int isa, int no_amx) {
+    hd_backend *s = make_backend(HD_ISA_SCALAR, 1, 0), *v = make_backend(isa, 2, no_amx);
     if (!s || !v) return;
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         problem p;
@@ -228,20 +233,25 @@ static void test_int8_kernels_agree_bit_for_bit_across_isas(void) {
         printf("  (no AVX2 on this CPU: one kernel only)\n");
         return;
     }
-    agree_bit_for_bit(HD_ISA_AVX2);
+    agree_bit_for_bit(HD_ISA_AVX2, 0);
     hd_cpu_features f;
     hd_cpu_features_detect(&f);
     if (!hd_cpu_isa_supported(HD_ISA_AVX512) || !f.avx512vnni) {
         printf("  (no AVX512-VNNI on this CPU: its kernel is not run)\n");
         return;
     }
-    agree_bit_for_bit(HD_ISA_AVX512); /* the VNNI kernel with its offset x */
+    agree_bit_for_bit(HD_ISA_AVX512, 1); /* the VNNI kernel with its offset x */
+    if (!f.amx) {
+        printf("  (no AMX on this CPU: its kernel is not run)\n");
+        return;
+    }
+    agree_bit_for_bit(HD_ISA_AVX512, 0); /* the AMX tiles, x row-major */
 }
 
 /* Lookups, vectors and block-quantized weights keep their stored form; a view of a packed weight
  * drops the packing and multiplies the stored values; without the option nothing is packed. */
 static void test_int8_packs_only_float_weights_bound_for_products(void) {
-    hd_backend *be = make_backend(HD_ISA_BEST, 1);
+    hd_backend *be = make_backend(HD_ISA_BEST, 1, 0);
     if (!be) return;
     hd_error e = {0};
     hd_tensor t;

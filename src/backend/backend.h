@@ -220,6 +220,9 @@ typedef struct hd_backend_options {
      * integer products, float32 epilogue. About 1e-2 relative error per product; tied
      * embedding lookups keep the stored weights. Block-quantized weights keep their path. */
     int gemm_int8;
+    /* CPU: gemm_bf16 and gemm_int8 on the AVX-512 kernels (VDPBF16PS, VPDPBUSD) even where
+     * AMX tiles exist (tests and benchmarks compare the two) */
+    int no_amx;
 } hd_backend_options;
 
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);

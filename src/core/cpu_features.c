@@ -5,6 +5,21 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* Linux hands out the AMX tile state (8 KB per thread) only to processes that ask for it; the
+ * permission is process-wide, so asking again is harmless. 1 if granted. */
+static int amx_permitted(void) {
+#if defined(__linux__) && defined(__x86_64__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
+}
 
 void hd_cpu_features_detect(hd_cpu_features *f) {
     memset(f, 0, sizeof *f);
@@ -21,7 +36,14 @@ void hd_cpu_features_detect(hd_cpu_features *f) {
     unsigned a, b, c, d;
     if (__get_cpuid(1, &a, &b, &c, &d)) f->f16c = (c >> 29) & 1u;
     if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1u;
-    if (f->avx512f && __get_cpuid_count(7, 0, &a, &b, &c, &d)) f->avx512vnni = (c >> 11) & 1u;
+    if (f->avx512f && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f->avx512vnni = (c >> 11) & 1u;
+        /* AMX-BF16 (edx bit 22), AMX-TILE (24), AMX-INT8 (25); the kernels use them beside
+         * AVX-512, so only where that is usable too */
+        unsigned amx = (1u << 22) | (1u << 24) | (1u << 25);
+        f->amx = (d & amx) == amx && f->avx512bw && f->avx512vl && f->avx512bf16 &&
+                 amx_permitted();
+    }
     if (!f->avx2) f->f16c = 0; /* F16C needs the AVX state the avx2 check verified */
 #endif
 }

@@ -69,8 +69,22 @@ const hd_cpu_kernels hd_cpu_kernels_avx512 = {
 /* Same as AVX-512 except linear, which rounds its operands to bf16 (gemm_bf16 option). */
 const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
     .isa = HD_ISA_AVX512,
-    .mr = 14, .nr = 32, .ku = 32, .kc = 768, .nc = 384,
+    .mr = 14, .nr = 32, .ku = 32, .kc = 768, .nc = 384, .pairs = 1,
     .gemm_ukr = hd_gemm_ukr_bf16_avx512, .pack_a = hd_gemm_pack_a_bf16_avx512,
+    .pack_b = hd_gemm_pack_b_bf16_avx512,
+    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
+    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
+    .vexp = hd_vexp_avx512,
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
+              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
+              hd_col_sum_avx512, hd_dot_row_avx512},
+};
+
+/* The same with linear on AMX tiles (gemm_amx.c): 32×32 tiles, the same W panels. */
+const hd_cpu_kernels hd_cpu_kernels_amx_bf16 = {
+    .isa = HD_ISA_AVX512,
+    .mr = 32, .nr = 32, .ku = 32, .kc = 256, .nc = 1024, .pairs = 1,
+    .gemm_ukr = hd_gemm_ukr_bf16_amx, .pack_a = hd_gemm_pack_a_bf16_amx,
     .pack_b = hd_gemm_pack_b_bf16_avx512,
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
@@ -191,7 +205,7 @@ static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_error *e) {
     hd_cpu *cpu = hd_cpu_of(be);
     if (t->rows * t->cols == 0) return 0;
     if (cpu->int8) return hd_dtype_is_quantized(t->dtype) ? 0 : hd_cpu_prepare_i8(cpu, t, e);
-    if (cpu->k == &hd_cpu_kernels_avx512_bf16 && hd_cpu_packs_directly(t->dtype))
+    if (cpu->k->pairs && hd_cpu_packs_directly(t->dtype))
         return hd_cpu_prepack(cpu, t, e);
     return 0;
 }
@@ -331,17 +345,21 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
     hd_cpu_features feat;
     hd_cpu_features_detect(&feat);
     const int native_bf16 = isa == HD_ISA_AVX512 && feat.avx512bf16;
+    const int amx = native_bf16 && feat.amx && !o.no_amx;
     if (o.gemm_bf16) {
-        if (native_bf16) cpu->k = &hd_cpu_kernels_avx512_bf16;
+        if (native_bf16) cpu->k = amx ? &hd_cpu_kernels_amx_bf16 : &hd_cpu_kernels_avx512_bf16;
         else cpu->round_bf16 = 1;
     }
-    /* the approximate modes run the forward attention in bf16 where it is native */
-    cpu->attn_bf16 = native_bf16 && (o.gemm_bf16 || o.gemm_int8);
+    /* the approximate modes run the forward attention in bf16 on VDPBF16PS, unless AMX is
+     * used: CPUs with AMX run VDPBF16PS at half the float32 FMA rate, so it stays float32 */
+    cpu->attn_bf16 = native_bf16 && !amx && (o.gemm_bf16 || o.gemm_int8);
     if (o.gemm_int8) {
         cpu->int8 = 1;
         int avx2 = isa >= HD_ISA_AVX2;
-        cpu->i8_x_offset = isa == HD_ISA_AVX512 && feat.avx512vnni;
-        cpu->i8_ukr = cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
+        cpu->i8_amx = amx;
+        cpu->i8_x_offset = !amx && isa == HD_ISA_AVX512 && feat.avx512vnni;
+        cpu->i8_ukr = amx                ? hd_i8_ukr_amx
+                      : cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
                       : avx2           ? hd_i8_ukr_avx2
                                        : hd_i8_ukr_scalar;
         cpu->i8_pack_row = isa == HD_ISA_AVX512 ? hd_i8_pack_row_avx512

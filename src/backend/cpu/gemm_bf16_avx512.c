@@ -4,7 +4,8 @@
  * and driver as the float32 kernel (gemm_avx512.c); only the packed element type differs.
  *
  * Packed layouts (kcp = kc rounded up to 32; "pair" = two bf16 of consecutive k in 32 bits):
- *   A panel: blocks of 16 pairs; in each block the 14 rows follow each other, 16 pairs each.
+ *   A panel: blocks of 16 pairs; in each block the 14 rows follow each other, 16 pairs each
+ *            (the AMX kernel, gemm_amx.c, packs 32 rows the same way).
  *   B panel: kcp/2 rows of 32 pairs (one per column).
  * The driver sizes panels for float32 (MR·kcp, kcp·NR floats); these use half of that. */
 #include <immintrin.h>
@@ -73,16 +74,21 @@ static inline __m512i pairs_from_f32(const float *p, int n) {
     return (__m512i)_mm512_cvtne2ps_pbh(b, a);
 }
 
-void hd_gemm_pack_a_bf16_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *apf) {
+void hd_gemm_pack_a_pairs_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *apf,
+                                 int rows) {
     int32_t *ap = (int32_t *)(void *)apf;
     for (int64_t k0 = 0; k0 < kc; k0 += 2 * KP) {
         int n = (int)(kc - k0 < 2 * KP ? kc - k0 : 2 * KP);
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < rows; i++) {
             __m512i v = i < mr ? pairs_from_f32(x + i * ldx + k0, n) : _mm512_setzero_si512();
             _mm512_store_si512(ap + i * KP, v);
         }
-        ap += MR * KP;
+        ap += rows * KP;
     }
+}
+
+void hd_gemm_pack_a_bf16_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *apf) {
+    hd_gemm_pack_a_pairs_avx512(x, ldx, mr, kc, apf, MR);
 }
 
 /* 32 consecutive k of a weight row as 16 bf16 pairs. */

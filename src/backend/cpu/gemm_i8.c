@@ -100,8 +100,9 @@ static void prep_panel(void *ctx, int64_t p, int thread) {
 }
 
 int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
-    int64_t n = t->rows, k = t->cols, kp = (k + HD_I8_KU - 1) / HD_I8_KU * HD_I8_KU;
-    int64_t panels = (n + HD_I8_NR - 1) / HD_I8_NR;
+    int64_t n = t->rows, k = t->cols, kp = (k + HD_I8_KPAD - 1) / HD_I8_KPAD * HD_I8_KPAD;
+    /* an even number of panels: the AMX tile reads two */
+    int64_t panels = (n + HD_I8_AMX_NR - 1) / HD_I8_AMX_NR * (HD_I8_AMX_NR / HD_I8_NR);
     if (k > HD_CPU_SCRATCH_FLOATS || k > (int64_t)1 << 24)
         return hd_fail(e, HD_EUNSUPPORTED, "int8 products: rows of %lld values are too long",
                        (long long)k);
@@ -133,8 +134,9 @@ typedef struct i8_job {
     const hd_i8_weight *w;
     float *y;
     int64_t ldy;
-    const float *sx;  /* per row panel: nkb blocks × 6 scales */
-    const int8_t *xq; /* Mp/6 row panels of 6·kp bytes */
+    int MR, NR;       /* the micro-tile: 6×16, or 32×32 on AMX */
+    const float *sx;  /* per row panel: nkb blocks × MR scales */
+    const int8_t *xq; /* Mp/MR row panels of MR·kp bytes (interleaved by 4, or row-major) */
     int64_t nkb;      /* blocks of HD_I8_KB per row */
     const hd_tensor *bias;
     int64_t M;
@@ -148,18 +150,20 @@ static void i8_task(void *ctx, int64_t t, int thread) {
     int64_t n0 = nb * HD_I8_NC, n1 = n0 + HD_I8_NC < w->n ? n0 + HD_I8_NC : w->n;
     int64_t m0 = mi * g->m_range, m1 = m0 + g->m_range < g->M ? m0 + g->m_range : g->M;
     if (m0 >= m1 || n0 >= n1) return;
+    const int MR = g->MR, NR = g->NR;
     float *biasp = g->cpu->scratch[thread];
     if (g->bias) hd_cpu_load_f32(g->bias->dtype, g->bias->data, n0, n1 - n0, biasp);
     for (int64_t pc = 0; pc < w->kp; pc += HD_I8_KC) {
         int64_t steps = (w->kp - pc < HD_I8_KC ? w->kp - pc : HD_I8_KC) / HD_I8_KU;
-        for (int64_t ir = m0; ir < m1; ir += HD_I8_MR) {
-            int mr = (int)(m1 - ir < HD_I8_MR ? m1 - ir : HD_I8_MR);
-            const int8_t *ap = g->xq + ir * w->kp + pc * HD_I8_MR;
-            for (int64_t jr = n0; jr < n1; jr += HD_I8_NR) {
-                int nr = (int)(n1 - jr < HD_I8_NR ? n1 - jr : HD_I8_NR);
-                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * HD_I8_MR, w->scale + jr,
+        for (int64_t ir = m0; ir < m1; ir += MR) {
+            int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
+            const int8_t *ap = g->xq + ir * w->kp + (g->cpu->i8_amx ? pc : pc * MR);
+            for (int64_t jr = n0; jr < n1; jr += NR) {
+                int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
+                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * MR, w->scale + jr,
                                  pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0,
-                                 w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / HD_I8_KB) * HD_I8_NR};
+                                 w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / HD_I8_KB) * HD_I8_NR,
+                                 w->kp};
                 g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
                                g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
             }
@@ -169,6 +173,7 @@ static void i8_task(void *ctx, int64_t t, int thread) {
 
 typedef struct pack_x_job {
     hd_cpu *cpu;
+    int MR;
     const hd_tensor *x;
     int64_t kp, nkb;
     int8_t *xq;
@@ -178,18 +183,18 @@ typedef struct pack_x_job {
 static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     (void)thread;
     const pack_x_job *p = ctx;
+    const int MR = p->MR, amx = p->cpu->i8_amx;
     for (int64_t r = r0; r < r1; r++) {
-        int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
-        int8_t *dst = p->xq + panel * HD_I8_MR * p->kp + i * 4;
+        int64_t panel = r / MR, i = r % MR;
+        int8_t *dst = amx ? p->xq + r * p->kp : p->xq + panel * MR * p->kp + i * 4;
         p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride, p->x->cols, p->kp,
-                            HD_I8_KB, dst, HD_I8_MR * 4, p->sx + panel * HD_I8_MR * p->nkb + i,
-                            HD_I8_MR);
+                            HD_I8_KB, dst, amx ? 4 : MR * 4, p->sx + panel * MR * p->nkb + i, MR);
         if (p->cpu->i8_x_offset) /* x + 128 as unsigned bytes: the sign bit flipped */
             for (int64_t g = 0; g < p->kp / 4; g++) {
                 uint32_t v;
-                memcpy(&v, dst + g * HD_I8_MR * 4, 4);
+                memcpy(&v, dst + g * MR * 4, 4);
                 v ^= 0x80808080u;
-                memcpy(dst + g * HD_I8_MR * 4, &v, 4);
+                memcpy(dst + g * MR * 4, &v, 4);
             }
     }
 }
@@ -207,30 +212,34 @@ static int ensure_xq(hd_cpu *cpu, size_t bytes) {
 
 int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
                      const hd_tensor *bias) {
-    int64_t M = y->rows, Mp = (M + HD_I8_MR - 1) / HD_I8_MR * HD_I8_MR;
+    const int MR = cpu->i8_amx ? HD_I8_AMX_MR : HD_I8_MR;
+    const int NR = cpu->i8_amx ? HD_I8_AMX_NR : HD_I8_NR;
+    int64_t M = y->rows, Mp = (M + MR - 1) / MR * MR;
     int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
     size_t xq_bytes = ((size_t)Mp * (size_t)w->kp + 63) & ~(size_t)63;
     if (ensure_xq(cpu, xq_bytes + (size_t)(Mp * nkb) * sizeof(float)) < 0) return -1;
     int8_t *xq = cpu->i8_buf;
     float *sx = (float *)(xq + xq_bytes);
-    pack_x_job px = {cpu, x, w->kp, nkb, xq, sx};
+    pack_x_job px = {cpu, MR, x, w->kp, nkb, xq, sx};
     hd_cpu_for_rows(cpu, M, x->cols, pack_x_rows, &px);
     /* rows past M of the last panel: zeros with scale 0 (their results are never stored) */
     for (int64_t r = M; r < Mp; r++) {
-        int64_t panel = r / HD_I8_MR, i = r % HD_I8_MR;
-        for (int64_t b = 0; b < nkb; b++) sx[panel * HD_I8_MR * nkb + b * HD_I8_MR + i] = 0;
-        for (int64_t c = 0; c < w->kp; c += 4)
-            memset(xq + panel * HD_I8_MR * w->kp + ((c / 4) * HD_I8_MR + i) * 4,
-                   cpu->i8_x_offset ? 0x80 : 0, 4);
+        int64_t panel = r / MR, i = r % MR;
+        for (int64_t b = 0; b < nkb; b++) sx[panel * MR * nkb + b * MR + i] = 0;
+        if (cpu->i8_amx) memset(xq + r * w->kp, 0, (size_t)w->kp);
+        else
+            for (int64_t c = 0; c < w->kp; c += 4)
+                memset(xq + panel * MR * w->kp + ((c / 4) * MR + i) * 4,
+                       cpu->i8_x_offset ? 0x80 : 0, 4);
     }
-    i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .sx = sx, .xq = xq,
-                .nkb = nkb, .bias = bias, .M = M};
-    int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / HD_I8_MR;
+    i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .MR = MR, .NR = NR,
+                .sx = sx, .xq = xq, .nkb = nkb, .bias = bias, .M = M};
+    int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / MR;
     int64_t want = (int64_t)cpu->n_threads * 4;
     int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;
     if (n_mr > m_tiles) n_mr = m_tiles;
     if (n_mr < 1) n_mr = 1;
-    g.m_range = ((m_tiles + n_mr - 1) / n_mr) * HD_I8_MR;
+    g.m_range = ((m_tiles + n_mr - 1) / n_mr) * MR;
     g.n_mr = (M + g.m_range - 1) / g.m_range;
     hd_pool_run(cpu->pool, n_nb * g.n_mr, i8_task, &g);
     return 0;

@@ -5,9 +5,10 @@
  * On AVX2 the products run on VPMADDUBSW, which multiplies unsigned by signed bytes: it gets
  * |qx| and qw with the sign of qx moved onto it (VPSIGNB), so a pair sum is at most
  * 2·127·127 < 32768 and never saturates; VPMADDWD widens the pairs to int32.
- * On AVX512-VNNI they run on VPDPBUSD with x offset to x + 128 (gemm_i8_avx512.c).
- * Every kernel (portable, AVX2, AVX512-VNNI) computes the integer sums exactly and the float epilogue in
- * the same order, so their results are bit-identical. */
+ * On AVX512-VNNI they run on VPDPBUSD with x offset to x + 128 (gemm_i8_avx512.c); with AMX
+ * on TDPBSSD tiles of 32×32 (gemm_amx.c), which read x row-major instead of in 6-row panels.
+ * Every kernel (portable, AVX2, AVX512-VNNI, AMX) computes the integer sums exactly and the
+ * float epilogue in the same order, so their results are bit-identical. */
 #ifndef HD_BACKEND_CPU_GEMM_I8_H
 #define HD_BACKEND_CPU_GEMM_I8_H
 
@@ -16,36 +17,42 @@
 #define HD_I8_MR 6     /* rows of x per micro-tile */
 #define HD_I8_NR 16    /* columns of W per micro-tile (one packed panel) */
 #define HD_I8_KU 4     /* k per micro-kernel step (one group of 4 bytes per row and column) */
+#define HD_I8_KPAD 64  /* packed rows hold k rounded up to this: one AMX tile row */
+#define HD_I8_AMX_MR 32 /* the AMX micro-tile: rows of x, */
+#define HD_I8_AMX_NR 32 /* columns of W (two panels; weights hold an even number of panels) */
 #define HD_I8_QMAX 127 /* |q| <= 127 for both operands */
 #define HD_I8_KB 128   /* values of x per scale */
-#define HD_I8_KC 2048  /* K slice (whole blocks): a 6×KC panel of x stays in L1 */
+#define HD_I8_KC 2048  /* K slice (whole blocks): a 6×KC panel of x stays in L1; every kernel
+                          slices alike, as the float sums of the slices must match bit for bit */
 #define HD_I8_NC 128   /* W columns per task: a KC×NC block (256 KB) stays in L2 */
 
 /* A weight [n, k] prepared for the int8 product (one allocation, owned by the hd_tensor's
- * `packed`). panels: ceil(n/16) panels of kp/4 groups; group g of panel p holds, for each of its
- * 16 columns j, the 4 bytes qw[16p + j][4g .. 4g+3] (zeros past n and past k). */
+ * `packed`). panels: ceil(n/32)·2 panels of kp/4 groups; group g of panel p holds, for each of
+ * its 16 columns j, the 4 bytes qw[16p + j][4g .. 4g+3] (zeros past n and past k). */
 typedef struct hd_i8_weight {
-    int64_t n, k, kp; /* kp: k rounded up to HD_I8_KU */
+    int64_t n, k, kp; /* kp: k rounded up to HD_I8_KPAD */
     float *scale;     /* [n] sw: W ≈ sw·qw */
     int8_t *panels;
     int32_t *wsum;    /* per panel, per block of HD_I8_KB values, its 16 column sums Σ qw (the
                          correction of the VNNI kernel's offset x): wsum[(p·nkb + b)·16 + j] */
 } hd_i8_weight;
 
-/* The scales of one micro-tile and what it does with its sum. Per block b of the slice the
- * int32 sum is added as s[i][j] = s[i][j] + (float)acc·sx[6b + i]; at the end v = s·sw[j], and
- * the first K slice stores v (+ bias), later slices add it. */
+/* The scales of one micro-tile (MR×NR: 6×16, or 32×32 on AMX) and what it does with its sum.
+ * Per block b of the slice the int32 sum is added as s[i][j] = s[i][j] + (float)acc·sx[MR·b + i];
+ * at the end v = s·sw[j], and the first K slice stores v (+ bias), later slices add it. */
 typedef struct hd_i8_tile {
-    const float *sx;   /* [blocks × 6] row scales, block by block */
-    const float *sw;   /* [16] column scales */
-    const float *bias; /* [16] or NULL (first slice only) */
+    const float *sx;   /* [blocks × MR] row scales, block by block */
+    const float *sw;   /* [NR] column scales */
+    const float *bias; /* [NR] or NULL (first slice only) */
     int first;
     const int32_t *wsum; /* [blocks × 16] the panel's block column sums from this slice on */
+    int64_t ld;          /* AMX: kp, the bytes between rows of x (16·kp between W panels) */
 } hd_i8_tile;
 
 /* C[mr, nr] (=|+=) over steps·4 values of k (whole blocks of HD_I8_KB but the last): ap is a row
- * panel (groups of 4 bytes, the 6 rows one after the other: ap[(g·6 + i)·4 + t]), bp a weight
- * panel (bp[(g·16 + j)·4 + t]). */
+ * panel (groups of 4 bytes, the 6 rows one after the other: ap[(g·6 + i)·4 + t]; on AMX the 32
+ * rows of x from column 4·g0 on, row-major, t->ld bytes apart), bp a weight panel
+ * (bp[(g·16 + j)·4 + t]; on AMX the first of two, the second 16·t->ld bytes on). */
 typedef void (*hd_i8_ukr_fn)(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
                              int64_t ldc, int mr, int nr, const hd_i8_tile *t);
 /* Quantizes one row of k floats (zeros past k, up to kp) in blocks of `block` values (a
@@ -66,6 +73,9 @@ void hd_i8_ukr_avx2(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
 /* reads x as x + 128 (hd_cpu.i8_x_offset): AVX512-VNNI CPUs only */
 void hd_i8_ukr_avx512vnni(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
                           int64_t ldc, int mr, int nr, const hd_i8_tile *t);
+/* AMX tiles (gemm_amx.c): x row-major, steps a multiple of 16 */
+void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
+                   int mr, int nr, const hd_i8_tile *t);
 void hd_i8_pack_row_avx512(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,
                            int64_t stride, float *scale, int64_t scale_stride);
 void hd_i8_pack_row_avx2(const float *x, int64_t k, int64_t kp, int64_t block, int8_t *dst,

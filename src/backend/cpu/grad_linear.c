@@ -109,8 +109,7 @@ static void ggemm_task(void *ctx, int64_t t, int thread) {
 /* C[M,N] (accumulate ? += : =) A[M,K]·B[N,K]ᵀ; A is float32. */
 static void grad_gemm(hd_cpu *cpu, float *c, int64_t ldc, operand a, operand b, int64_t M,
                       int64_t N, int64_t K, int accumulate) {
-    const hd_cpu_kernels *kn = cpu->k == &hd_cpu_kernels_avx512_bf16 ? &hd_cpu_kernels_avx512
-                                                                       : cpu->k;
+    const hd_cpu_kernels *kn = cpu->k->pairs ? &hd_cpu_kernels_avx512 : cpu->k;
     ggemm_job g = {.cpu = cpu, .kn = kn, .c = c, .ldc = ldc, .a = a, .b = b,
                    .M = M, .N = N, .K = K, .accumulate = accumulate};
     /* Split as the forward does: column blocks, then row ranges up to ~4 tasks per thread. */

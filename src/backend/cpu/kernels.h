@@ -93,6 +93,7 @@ typedef struct hd_cpu_kernels {
     int mr, nr;     /* GEMM micro-tile */
     int ku;         /* k-unroll: packed panels hold kc rounded up to a multiple of ku */
     int kc, nc;     /* GEMM cache blocks: K slice (multiple of ku), W columns (multiple of nr) */
+    int pairs;      /* the GEMM panels hold bf16 pairs: weights are packed once, at bind */
     hd_gemm_ukr_fn gemm_ukr;
     hd_gemm_pack_a_fn pack_a;
     hd_gemm_pack_b_fn pack_b;
@@ -114,6 +115,7 @@ extern const hd_cpu_kernels hd_cpu_kernels_scalar;
 extern const hd_cpu_kernels hd_cpu_kernels_avx2;
 extern const hd_cpu_kernels hd_cpu_kernels_avx512;
 extern const hd_cpu_kernels hd_cpu_kernels_avx512_bf16; /* AVX-512 with the bf16 GEMM */
+extern const hd_cpu_kernels hd_cpu_kernels_amx_bf16;    /* AVX-512 with the bf16 GEMM on AMX */
 
 /* Portable kernels (also used by the ISA tables where no faster version exists). */
 void hd_gemm_pack_a_generic(const float *x, int64_t ldx, int mr, int64_t kc, float *ap, int MR);
@@ -158,6 +160,13 @@ void hd_gemm_ukr_bf16_avx512(int64_t kcp, const float *ap, const float *bp, floa
 void hd_gemm_pack_a_bf16_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 void hd_gemm_pack_b_bf16_avx512(hd_dtype dt, const void *w, int64_t ldw, int nr, int64_t kc,
                                 float *bp);
+/* The bf16 A panel of `rows` rows (the bf16 kernels' layout, gemm_bf16_avx512.c). */
+void hd_gemm_pack_a_pairs_avx512(const float *x, int64_t ldx, int mr, int64_t kc, float *ap,
+                                 int rows);
+/* AMX tiles (gemm_amx.c): the 32×32 tile of the bf16 GEMM on TDPBF16PS. */
+void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *ap, const float *bp, float *c, int64_t ldc,
+                          int mr, int nr, int first, const float *bias);
+void hd_gemm_pack_a_bf16_amx(const float *x, int64_t ldx, int mr, int64_t kc, float *ap);
 void hd_attn_pack_kt_avx512(const float *k, int64_t ldk, int nk, int hd, float *kt);
 float hd_attn_softmax_avx512(float *s, int n_valid, float scale, float *m);
 void hd_attn_scores_avx512(int hd, const float *q, int64_t ldq, const float *kt, float *s);
@@ -182,6 +191,7 @@ typedef struct hd_cpu {
     hd_i8_ukr_fn i8_ukr;
     hd_i8_pack_row_fn i8_pack_row;
     int i8_x_offset; /* the kernel reads the packed x as unsigned x + 128 (sign bits flipped) */
+    int i8_amx;      /* the AMX kernel: 32×32 tiles, x quantized row-major */
     /* the forward attention in bf16 (Q, K, V, P rounded; float32 sums and softmax): gemm_bf16
      * or gemm_int8 on a CPU with AVX512-BF16 (attention_bf16_avx512.c) */
     int attn_bf16;

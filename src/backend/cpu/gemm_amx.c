@@ -1,0 +1,190 @@
+/* GEMM micro-kernels on AMX tiles: the bf16 GEMM (hd_backend_options.gemm_bf16) on TDPBF16PS and
+ * the int8 one (gemm_int8, gemm_i8.h) on TDPBSSD. A TDPBF16PS multiplies a 16×32 bf16 tile of x
+ * by a 32×16 bf16 tile of W into a 16×16 float32 tile, 16 times the work of a VDPBF16PS (on
+ * CPUs with AMX, VDPBF16PS itself runs at half the float32 FMA rate, so without tiles the bf16
+ * option would be slower than float32); TDPBSSD does the same with 64 signed bytes per row.
+ *
+ * Both micro-tiles are 32×32: four 32-bit accumulator tiles (0..3), two x tiles (4, 5) and two
+ * W tiles (6, 7) — all eight tiles, each 16 rows of 64 bytes.
+ *
+ * bf16: the packed panels are the AVX-512 bf16 kernel's (gemm_bf16_avx512.c) with 32 rows of x:
+ * per block of 16 pairs (32 k), the x panel holds rows 0..15 then 16..31, 64 bytes each — an x
+ * tile is 16 consecutive rows; the W panel holds 16 rows of 32 column pairs (128 bytes) — a W
+ * tile is the left or right half of them, exactly the pair-interleaved layout TDPBF16PS expects
+ * of its second operand. Products of bf16 values are exact in float32, so this kernel differs
+ * from the AVX-512 one only in the order of the float32 sums.
+ *
+ * int8: x is quantized row-major (an x tile is 64 bytes of 16 rows, kp bytes apart) and W keeps
+ * the panels of every int8 kernel (groups of 4 bytes per column: 16 groups of a panel are one
+ * W tile); the tile's two panels are 16·kp bytes apart. Per block of HD_I8_KB values the int32
+ * tiles are stored and folded into float32 sums in the portable kernel's order, so the results
+ * are bit-identical to it. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend/cpu/gemm_i8.h"
+#include "backend/cpu/kernels.h"
+
+#define MR 32
+#define NR 32
+#define BLOCK 2048 /* bytes per 32 k of a panel (x or W) */
+
+/* The tile shapes live in a per-thread register (TILECFG): set once by each thread that runs
+ * these kernels; every tile is 16 rows of 64 bytes. */
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+static _Thread_local int tiles_configured;
+
+static void configure_tiles(void) {
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    tiles_configured = 1;
+}
+
+/* The accumulators from C (4 tiles: rows 0-15 / 16-31 × columns 0-15 / 16-31 at ld floats). */
+#define LOAD_C(p, ld)                                                                           \
+    do {                                                                                        \
+        _tile_loadd(0, (p), (ld) * 4);                                                          \
+        _tile_loadd(1, (p) + 16, (ld) * 4);                                                     \
+        _tile_loadd(2, (p) + 16 * (ld), (ld) * 4);                                              \
+        _tile_loadd(3, (p) + 16 * (ld) + 16, (ld) * 4);                                         \
+    } while (0)
+#define STORE_C(p, ld)                                                                          \
+    do {                                                                                        \
+        _tile_stored(0, (p), (ld) * 4);                                                         \
+        _tile_stored(1, (p) + 16, (ld) * 4);                                                    \
+        _tile_stored(2, (p) + 16 * (ld), (ld) * 4);                                             \
+        _tile_stored(3, (p) + 16 * (ld) + 16, (ld) * 4);                                        \
+    } while (0)
+
+void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *apf, const float *bpf, float *c,
+                          int64_t ldc, int mr, int nr, int first, const float *bias) {
+    if (!tiles_configured) configure_tiles();
+    const char *ap = (const char *)apf, *bp = (const char *)bpf;
+    /* an edge tile or a bias goes through a 32×32 buffer; whole tiles use C directly */
+    const int direct = mr == MR && nr == NR && !(first && bias);
+    _Alignas(64) float tmp[MR * NR];
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
+                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1u)
+                                   : (__mmask16)0;
+    if (first) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else if (direct) {
+        LOAD_C(c, ldc);
+    } else {
+        for (int i = 0; i < MR; i++) {
+            const float *row = c + i * ldc;
+            _mm512_store_ps(tmp + i * NR, i < mr ? _mm512_maskz_loadu_ps(m0, row)
+                                                 : _mm512_setzero_ps());
+            _mm512_store_ps(tmp + i * NR + 16, i < mr ? _mm512_maskz_loadu_ps(m1, row + 16)
+                                                      : _mm512_setzero_ps());
+        }
+        /* GCC's _tile_loadd is an asm statement that does not declare the memory it reads */
+        __asm__ volatile("" ::: "memory");
+        LOAD_C(tmp, NR);
+    }
+    for (int64_t kb = 0; kb < kcp; kb += 32) {
+        _tile_loadd(4, ap, 64);
+        _tile_loadd(5, ap + BLOCK / 2, 64);
+        _tile_loadd(6, bp, 128);
+        _tile_loadd(7, bp + 64, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        ap += BLOCK;
+        bp += BLOCK;
+    }
+    if (direct) {
+        STORE_C(c, ldc);
+        return;
+    }
+    STORE_C(tmp, NR);
+    const __m512 b0 = first && bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 b1 = first && bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *row = c + i * ldc;
+        _mm512_mask_storeu_ps(row, m0, _mm512_add_ps(_mm512_load_ps(tmp + i * NR), b0));
+        _mm512_mask_storeu_ps(row + 16, m1, _mm512_add_ps(_mm512_load_ps(tmp + i * NR + 16), b1));
+    }
+}
+
+void hd_gemm_pack_a_bf16_amx(const float *x, int64_t ldx, int mr, int64_t kc, float *ap) {
+    hd_gemm_pack_a_pairs_avx512(x, ldx, mr, kc, ap, MR);
+}
+
+/* ---- int8 ---- */
+
+/* The int32 tiles of one block, folded: s[i][j] = s[i][j] + (float)q[i][j]·sx[i]. */
+static void fold_block(float *s, const float *sx) {
+    _Alignas(64) int32_t q[MR * NR];
+    STORE_C((float *)(void *)q, NR);
+    for (int i = 0; i < MR; i++) {
+        const __m512 f = _mm512_set1_ps(sx[i]);
+        for (int h = 0; h < NR; h += 16) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(q + i * NR + h)));
+            _mm512_store_ps(s + i * NR + h, _mm512_add_ps(_mm512_load_ps(s + i * NR + h),
+                                                          _mm512_mul_ps(v, f)));
+        }
+    }
+}
+
+void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
+                   int mr, int nr, const hd_i8_tile *t) {
+    if (!tiles_configured) configure_tiles();
+    const int64_t ld = t->ld;
+    _Alignas(64) float s[MR * NR];
+    memset(s, 0, sizeof s);
+    const float *sx = t->sx;
+    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += MR) {
+        const int64_t g1 = g0 + HD_I8_KB / 4 < steps ? g0 + HD_I8_KB / 4 : steps;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t g = g0; g < g1; g += 16) { /* 16 groups: 64 values of k */
+            _tile_loadd(4, ap + g * 4, ld);
+            _tile_loadd(5, ap + 16 * ld + g * 4, ld);
+            _tile_loadd(6, bp + g * 64, 64);
+            _tile_loadd(7, bp + 16 * ld + g * 64, 64);
+            _tile_dpbssd(0, 4, 6);
+            _tile_dpbssd(1, 4, 7);
+            _tile_dpbssd(2, 5, 6);
+            _tile_dpbssd(3, 5, 7);
+        }
+        fold_block(s, sx);
+    }
+    /* v = s·sw, then stored (+ bias) or added; columns past nr are masked off */
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
+    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
+                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1u)
+                                   : (__mmask16)0;
+    const __mmask16 mk[2] = {m0, m1};
+    for (int h = 0; h < 2; h++) {
+        const __m512 sw = _mm512_maskz_loadu_ps(mk[h], t->sw + 16 * h);
+        const __m512 bias =
+            t->bias ? _mm512_maskz_loadu_ps(mk[h], t->bias + 16 * h) : _mm512_setzero_ps();
+        for (int i = 0; i < mr; i++) {
+            float *row = c + i * ldc + 16 * h;
+            __m512 v = _mm512_mul_ps(_mm512_load_ps(s + i * NR + 16 * h), sw);
+            if (t->first && t->bias) v = _mm512_add_ps(v, bias);
+            else if (!t->first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk[h], row), v);
+            _mm512_mask_storeu_ps(row, mk[h], v);
+        }
+    }
+}
