@@ -83,7 +83,8 @@ typedef struct attn_job {
     int Hkv, G, hd, hdp;
     float scale;
     hd_attn_mask mask;
-    int bf16;     /* the bf16 kernels (hd_cpu.attn_bf16, even head dim) */
+    int bf16;     /* the bf16 kernels (hd_cpu.attn_bf16 or attn_amx, even head dim) */
+    int amx;      /* ... on AMX tiles, 16 rows per call */
     int64_t bq;   /* queries per task */
     int64_t n_qt; /* query tiles */
 } attn_job;
@@ -98,7 +99,8 @@ static inline int64_t key_limit(const attn_job *a, int64_t i) {
 static void attn_task(void *ctx, int64_t t, int thread) {
     const attn_job *a = ctx;
     const hd_cpu_kernels *kn = a->cpu->k;
-    const int G = a->G, hd = a->hd, hdp = a->hdp, RB = kn->attn_rb;
+    const int G = a->G, hd = a->hd, hdp = a->hdp, RB = a->amx ? HD_ATTN_AMX_RB : kn->attn_rb;
+    const int h2 = hd / 2, h2p = (h2 + 15) / 16 * 16; /* pairs of a row, and padded for tiles */
     const int64_t BK = HD_ATTN_BK;
 
     int64_t qt = a->n_qt - 1 - t / a->Hkv; /* heavy (late) query tiles first */
@@ -131,6 +133,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
             lim[r] = 0;
         }
         if (a->bf16) hd_attn_bf16_pack_q(qr, hd);
+        if (a->amx) memset(qr + h2, 0, (size_t)(h2p - h2) * sizeof(float));
         m[r] = -INFINITY;
         l[r] = 0.0f;
     }
@@ -142,6 +145,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
         int nk = (int)(kend - j0 < BK ? kend - j0 : BK);
         if (a->bf16) {
             hd_attn_bf16_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
+            if (a->amx) memset(kt + h2 * BK, 0, (size_t)((h2p - h2) * BK) * sizeof(float));
             hd_attn_bf16_pack_v(vbase + j0 * a->ldv, a->ldv, nk, hd, hdp, vp);
         } else {
             kn->attn_pack_kt(kbase + j0 * a->ldk, a->ldk, nk, hd, kt);
@@ -159,7 +163,8 @@ static void attn_task(void *ctx, int64_t t, int thread) {
             /* limits grow with the row index; padded rows have limit 0 */
             int64_t last = (rb + RB < rows ? rb + RB : rows) - 1;
             if (lim[last] <= j0) continue;
-            if (a->bf16) hd_attn_bf16_scores(hd, qp + rb * hdp, hdp, kt, s);
+            if (a->amx) hd_attn_amx_scores(hd, qp + rb * hdp, hdp, kt, s);
+            else if (a->bf16) hd_attn_bf16_scores(hd, qp + rb * hdp, hdp, kt, s);
             else kn->attn_scores(hd, qp + rb * hdp, hdp, kt, s);
             for (int r = 0; r < RB; r++) {
                 float *sr = s + r * BK;
@@ -177,7 +182,8 @@ static void attn_task(void *ctx, int64_t t, int thread) {
                 l[rb + r] = l[rb + r] * al + sum;
                 m[rb + r] = m_new;
             }
-            if (a->bf16) hd_attn_bf16_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
+            if (a->amx) hd_attn_amx_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
+            else if (a->bf16) hd_attn_bf16_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
             else kn->attn_pv(hdp, nk, s, vp, o + rb * hdp, alpha);
         }
     }
@@ -202,7 +208,8 @@ static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const 
     if (Sq <= 0 || n_heads <= 0 || n_kv_heads <= 0 || head_dim <= 0) return;
     int G = n_heads / n_kv_heads;
     int hdp = (head_dim + 15) / 16 * 16;
-    const int RB = cpu->k->attn_rb;
+    const int amx = allow_bf16 && cpu->attn_amx && head_dim % 2 == 0;
+    const int RB = amx ? HD_ATTN_AMX_RB : cpu->k->attn_rb;
     /* Queries per task: ~ATTN_ROWS rows, within the scratch budget. */
     int64_t fixed = 2 * (int64_t)hdp * HD_ATTN_BK + (int64_t)RB * HD_ATTN_BK + 64;
     int64_t per_row = 2 * (int64_t)hdp + 5; /* qp, o, m, l, alpha, lim (2 floats) */
@@ -225,7 +232,8 @@ static void attention_run(hd_backend *be, hd_tensor *out, hd_tensor *lse, const 
         .ldq = q->stride, .ldk = k->stride, .ldv = v->stride, .ldo = out->stride,
         .Sq = Sq, .Sk = Sk, .Hkv = n_kv_heads, .G = G, .hd = head_dim, .hdp = hdp,
         .scale = scale, .mask = mask, .bq = bq, .n_qt = (Sq + bq - 1) / bq,
-        .bf16 = allow_bf16 && cpu->attn_bf16 && head_dim % 2 == 0 && RB == 6,
+        .bf16 = amx || (allow_bf16 && cpu->attn_bf16 && head_dim % 2 == 0 && RB == 6),
+        .amx = amx,
     };
     hd_pool_run(cpu->pool, a.n_qt * n_kv_heads, attn_task, &a);
 }

@@ -350,9 +350,10 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
         if (native_bf16) cpu->k = amx ? &hd_cpu_kernels_amx_bf16 : &hd_cpu_kernels_avx512_bf16;
         else cpu->round_bf16 = 1;
     }
-    /* the approximate modes run the forward attention in bf16 on VDPBF16PS, unless AMX is
-     * used: CPUs with AMX run VDPBF16PS at half the float32 FMA rate, so it stays float32 */
+    /* the approximate modes run the forward attention in bf16: on AMX tiles where they are
+     * used (CPUs with AMX run VDPBF16PS at half the float32 FMA rate), else on VDPBF16PS */
     cpu->attn_bf16 = native_bf16 && !amx && (o.gemm_bf16 || o.gemm_int8);
+    cpu->attn_amx = amx && (o.gemm_bf16 || o.gemm_int8);
     if (o.gemm_int8) {
         cpu->int8 = 1;
         int avx2 = isa >= HD_ISA_AVX2;

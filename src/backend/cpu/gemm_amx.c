@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backend/cpu/amx_tiles.h"
 #include "backend/cpu/gemm_i8.h"
 #include "backend/cpu/kernels.h"
 
@@ -30,27 +31,7 @@
 #define NR 32
 #define BLOCK 2048 /* bytes per 32 k of a panel (x or W) */
 
-/* The tile shapes live in a per-thread register (TILECFG): set once by each thread that runs
- * these kernels; every tile is 16 rows of 64 bytes. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-static _Thread_local int tiles_configured;
-
-static void configure_tiles(void) {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
-    _tile_loadconfig(&cfg);
-    tiles_configured = 1;
-}
+_Thread_local int hd_amx_tiles_configured;
 
 /* The accumulators from C (4 tiles: rows 0-15 / 16-31 × columns 0-15 / 16-31 at ld floats). */
 #define LOAD_C(p, ld)                                                                           \
@@ -70,7 +51,7 @@ static void configure_tiles(void) {
 
 void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *apf, const float *bpf, float *c,
                           int64_t ldc, int mr, int nr, int first, const float *bias) {
-    if (!tiles_configured) configure_tiles();
+    hd_amx_tiles_ready();
     const char *ap = (const char *)apf, *bp = (const char *)bpf;
     /* an edge tile or a bias goes through a 32×32 buffer; whole tiles use C directly */
     const int direct = mr == MR && nr == NR && !(first && bias);
@@ -94,8 +75,7 @@ void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *apf, const float *bpf, float
             _mm512_store_ps(tmp + i * NR + 16, i < mr ? _mm512_maskz_loadu_ps(m1, row + 16)
                                                       : _mm512_setzero_ps());
         }
-        /* GCC's _tile_loadd is an asm statement that does not declare the memory it reads */
-        __asm__ volatile("" ::: "memory");
+        HD_AMX_READS_MEMORY();
         LOAD_C(tmp, NR);
     }
     for (int64_t kb = 0; kb < kcp; kb += 32) {
@@ -146,7 +126,7 @@ static void fold_block(float *s, const float *sx) {
 
 void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
                    int mr, int nr, const hd_i8_tile *t) {
-    if (!tiles_configured) configure_tiles();
+    hd_amx_tiles_ready();
     const int64_t ld = t->ld;
     _Alignas(64) float s[MR * NR];
     memset(s, 0, sizeof s);

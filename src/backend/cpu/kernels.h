@@ -195,6 +195,7 @@ typedef struct hd_cpu {
     /* the forward attention in bf16 (Q, K, V, P rounded; float32 sums and softmax): gemm_bf16
      * or gemm_int8 on a CPU with AVX512-BF16 (attention_bf16_avx512.c) */
     int attn_bf16;
+    int attn_amx; /* the same attention on AMX tiles (attention_amx.c): CPUs with AMX */
     void *i8_buf; /* the quantized x of the last int8 product, grown as needed */
     float *xa_buf; /* x packed once per product for W packed at bind (gemm.c), grown as needed */
     size_t xa_cap; /* its size in floats */
@@ -237,6 +238,11 @@ void hd_attn_bf16_pack_kt(const float *k, int64_t ldk, int nk, int hd, float *kt
 void hd_attn_bf16_pack_v(const float *v, int64_t ldv, int nk, int hd, int hdp, float *vp);
 void hd_attn_bf16_scores(int hd, const float *q, int64_t ldq, const float *kt, float *s);
 void hd_attn_bf16_pv(int hdp, int nk, float *p, const float *vp, float *o, const float *alpha);
+/* The same products on AMX tiles (attention_amx.c), 16 query rows per call; the pairs of Q and
+ * kt past hd/2 up to a multiple of 16 must be zero. */
+#define HD_ATTN_AMX_RB 16
+void hd_attn_amx_scores(int hd, const float *q, int64_t ldq, const float *kt, float *s);
+void hd_attn_amx_pv(int hdp, int nk, float *p, const float *vp, float *o, const float *alpha);
 
 /* A weight packed at bind for the bf16 kernels (gemm_prepack.c: the layout): t->packed of a
  * CPU backend without the int8 option. */
