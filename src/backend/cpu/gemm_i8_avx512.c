@@ -78,9 +78,8 @@ static float pack_block(const float *x, int64_t k, int64_t b0, int64_t b1, int8_
     int64_t c = b0;
     /* the running max second: a NaN lane keeps it, as fmaxf does */
     for (; c + 16 <= e; c += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + c)), vmax);
-    float m[16], amax = 0;
-    _mm512_storeu_ps(m, vmax);
-    for (int j = 0; j < 16; j++) amax = fmaxf(amax, m[j]);
+    /* no lane of vmax is NaN (a NaN input left the lane as it was): a plain reduction */
+    float amax = _mm512_reduce_max_ps(vmax);
     for (int64_t r = c; r < e; r++) amax = fmaxf(amax, fabsf(x[r]));
     const __m512 inv = _mm512_set1_ps(hd_i8_inv(amax));
     const __m512 lo = _mm512_set1_ps(-HD_I8_QMAX), hi = _mm512_set1_ps(HD_I8_QMAX);
@@ -90,9 +89,14 @@ static float pack_block(const float *x, int64_t k, int64_t b0, int64_t b1, int8_
         __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), x + c), inv);
         p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(p, p, _CMP_ORD_Q), p); /* NaN -> 0 */
         p = _mm512_min_ps(_mm512_max_ps(p, lo), hi);                      /* before converting */
-        int32_t g[4];
-        _mm_storeu_si128((__m128i *)g, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(p)));
-        for (int t = 0; t < 4 && c + 4 * t < b1; t++) memcpy(dst + t * stride, &g[t], 4);
+        const __m128i q = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(p));
+        if (stride == 4 && c + 16 <= b1) { /* a row-major row (the AMX kernel's x) */
+            _mm_storeu_si128((__m128i *)(void *)dst, q);
+        } else {
+            int32_t g[4];
+            _mm_storeu_si128((__m128i *)g, q);
+            for (int t = 0; t < 4 && c + 4 * t < b1; t++) memcpy(dst + t * stride, &g[t], 4);
+        }
         dst += 4 * stride;
     }
     return hd_i8_scale(amax);
