@@ -14,7 +14,7 @@
  * of its second operand. Products of bf16 values are exact in float32, so this kernel differs
  * from the AVX-512 one only in the order of the float32 sums.
  *
- * int8: x is quantized row-major (an x tile is 64 bytes of 16 rows, kp bytes apart) and W keeps
+ * int8: x is quantized row-major (an x tile is 64 bytes of 16 rows, ldx bytes apart) and W keeps
  * the panels of every int8 kernel (groups of 4 bytes per column: 16 groups of a panel are one
  * W tile); the tile's two panels are 16·kp bytes apart. Per block of HD_I8_KB values the int32
  * tiles are stored and folded into float32 sums in the portable kernel's order, so the results
@@ -127,7 +127,7 @@ static void fold_block(float *s, const float *sx) {
 void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
                    int mr, int nr, const hd_i8_tile *t) {
     hd_amx_tiles_ready();
-    const int64_t ld = t->ld;
+    const int64_t ldx = t->ldx, wp = 16 * t->kp;
     _Alignas(64) float s[MR * NR];
     memset(s, 0, sizeof s);
     const float *sx = t->sx;
@@ -138,10 +138,10 @@ void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, 
         _tile_zero(2);
         _tile_zero(3);
         for (int64_t g = g0; g < g1; g += 16) { /* 16 groups: 64 values of k */
-            _tile_loadd(4, ap + g * 4, ld);
-            _tile_loadd(5, ap + 16 * ld + g * 4, ld);
+            _tile_loadd(4, ap + g * 4, ldx);
+            _tile_loadd(5, ap + 16 * ldx + g * 4, ldx);
             _tile_loadd(6, bp + g * 64, 64);
-            _tile_loadd(7, bp + 16 * ld + g * 64, 64);
+            _tile_loadd(7, bp + wp + g * 64, 64);
             _tile_dpbssd(0, 4, 6);
             _tile_dpbssd(1, 4, 7);
             _tile_dpbssd(2, 5, 6);

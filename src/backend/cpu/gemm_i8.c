@@ -135,6 +135,7 @@ typedef struct i8_job {
     float *y;
     int64_t ldy;
     int MR, NR;       /* the micro-tile: 6×16, or 32×32 on AMX */
+    int64_t ldx;      /* bytes between x panels of MR rows ÷ MR (kp; AMX: between rows) */
     const float *sx;  /* per row panel: nkb blocks × MR scales */
     const int8_t *xq; /* Mp/MR row panels of MR·kp bytes (interleaved by 4, or row-major) */
     int64_t nkb;      /* blocks of HD_I8_KB per row */
@@ -157,13 +158,13 @@ static void i8_task(void *ctx, int64_t t, int thread) {
         int64_t steps = (w->kp - pc < HD_I8_KC ? w->kp - pc : HD_I8_KC) / HD_I8_KU;
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
-            const int8_t *ap = g->xq + ir * w->kp + (g->cpu->i8_amx ? pc : pc * MR);
+            const int8_t *ap = g->xq + ir * g->ldx + (g->cpu->i8_amx ? pc : pc * MR);
             for (int64_t jr = n0; jr < n1; jr += NR) {
                 int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
                 hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * MR, w->scale + jr,
                                  pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0,
                                  w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / HD_I8_KB) * HD_I8_NR,
-                                 w->kp};
+                                 g->ldx, w->kp};
                 g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
                                g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
             }
@@ -175,7 +176,7 @@ typedef struct pack_x_job {
     hd_cpu *cpu;
     int MR;
     const hd_tensor *x;
-    int64_t kp, nkb;
+    int64_t kp, ldx, nkb;
     int8_t *xq;
     float *sx;
 } pack_x_job;
@@ -186,7 +187,7 @@ static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
     const int MR = p->MR, amx = p->cpu->i8_amx;
     for (int64_t r = r0; r < r1; r++) {
         int64_t panel = r / MR, i = r % MR;
-        int8_t *dst = amx ? p->xq + r * p->kp : p->xq + panel * MR * p->kp + i * 4;
+        int8_t *dst = amx ? p->xq + r * p->ldx : p->xq + panel * MR * p->kp + i * 4;
         p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride, p->x->cols, p->kp,
                             HD_I8_KB, dst, amx ? 4 : MR * 4, p->sx + panel * MR * p->nkb + i, MR);
         if (p->cpu->i8_x_offset) /* x + 128 as unsigned bytes: the sign bit flipped */
@@ -216,24 +217,27 @@ int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_
     const int NR = cpu->i8_amx ? HD_I8_AMX_NR : HD_I8_NR;
     int64_t M = y->rows, Mp = (M + MR - 1) / MR * MR;
     int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
-    size_t xq_bytes = ((size_t)Mp * (size_t)w->kp + 63) & ~(size_t)63;
+    /* AMX reads x row-major: rows a cache line longer than kp, so that the 16 rows of a tile
+     * (kp a multiple of 4 KB at the model's shapes) do not all fall into one L1 set */
+    const int64_t ldx = cpu->i8_amx ? w->kp + 64 : w->kp;
+    size_t xq_bytes = ((size_t)Mp * (size_t)ldx + 63) & ~(size_t)63;
     if (ensure_xq(cpu, xq_bytes + (size_t)(Mp * nkb) * sizeof(float)) < 0) return -1;
     int8_t *xq = cpu->i8_buf;
     float *sx = (float *)(xq + xq_bytes);
-    pack_x_job px = {cpu, MR, x, w->kp, nkb, xq, sx};
+    pack_x_job px = {cpu, MR, x, w->kp, ldx, nkb, xq, sx};
     hd_cpu_for_rows(cpu, M, x->cols, pack_x_rows, &px);
     /* rows past M of the last panel: zeros with scale 0 (their results are never stored) */
     for (int64_t r = M; r < Mp; r++) {
         int64_t panel = r / MR, i = r % MR;
         for (int64_t b = 0; b < nkb; b++) sx[panel * MR * nkb + b * MR + i] = 0;
-        if (cpu->i8_amx) memset(xq + r * w->kp, 0, (size_t)w->kp);
+        if (cpu->i8_amx) memset(xq + r * ldx, 0, (size_t)w->kp);
         else
             for (int64_t c = 0; c < w->kp; c += 4)
                 memset(xq + panel * MR * w->kp + ((c / 4) * MR + i) * 4,
                        cpu->i8_x_offset ? 0x80 : 0, 4);
     }
     i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .MR = MR, .NR = NR,
-                .sx = sx, .xq = xq, .nkb = nkb, .bias = bias, .M = M};
+                .ldx = ldx, .sx = sx, .xq = xq, .nkb = nkb, .bias = bias, .M = M};
     int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / MR;
     int64_t want = (int64_t)cpu->n_threads * 4;
     int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;

@@ -46,13 +46,14 @@ typedef struct hd_i8_tile {
     const float *bias; /* [NR] or NULL (first slice only) */
     int first;
     const int32_t *wsum; /* [blocks × 16] the panel's block column sums from this slice on */
-    int64_t ld;          /* AMX: kp, the bytes between rows of x (16·kp between W panels) */
+    int64_t ldx;         /* AMX: bytes between rows of x */
+    int64_t kp;          /* AMX: the weight's kp (its two panels are 16·kp bytes apart) */
 } hd_i8_tile;
 
 /* C[mr, nr] (=|+=) over steps·4 values of k (whole blocks of HD_I8_KB but the last): ap is a row
  * panel (groups of 4 bytes, the 6 rows one after the other: ap[(g·6 + i)·4 + t]; on AMX the 32
- * rows of x from column 4·g0 on, row-major, t->ld bytes apart), bp a weight panel
- * (bp[(g·16 + j)·4 + t]; on AMX the first of two, the second 16·t->ld bytes on). */
+ * rows of x from column 4·g0 on, row-major, t->ldx bytes apart), bp a weight panel
+ * (bp[(g·16 + j)·4 + t]; on AMX the first of two, the second 16·t->kp bytes on). */
 typedef void (*hd_i8_ukr_fn)(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
                              int64_t ldc, int mr, int nr, const hd_i8_tile *t);
 /* Quantizes one row of k floats (zeros past k, up to kp) in blocks of `block` values (a
