@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "core/cpu_features.h"
 #include "hidream.h"
 #include "pipeline/precision.h"
 #include "testutil.h"
@@ -34,6 +35,14 @@ static void auto_is_bf16_only_where_bf16_is_native(void) {
     CHECK(hd_backend_native_bf16("tpu", NULL) == 0);
     hd_backend_options avx2 = {.isa = 2};
     CHECK(hd_backend_native_bf16("cpu", &avx2) == 0);
+    /* a CPU with AMX multiplies bf16 fast only on the tiles (VDPBF16PS runs at half the float32
+     * FMA rate there): without them bf16 is not native */
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    hd_backend_options no_tiles = {.no_amx = 1};
+    CHECK(hd_backend_native_bf16("cpu", &no_tiles) ==
+          (f.amx_cpu ? 0 : hd_backend_native_bf16("cpu", NULL)));
+    if (f.amx) CHECK(hd_backend_native_bf16("cpu", NULL) == 1);
 }
 
 static hd_precision loaded(hd_precision asked) {

@@ -245,8 +245,9 @@ int hd_backend_create(hd_backend **out, const char *name, const hd_backend_optio
                       hd_error *e);
 void hd_backend_destroy(hd_backend *be);
 /* 1 if the backend `name` created with opt would multiply bf16 natively with gemm_bf16 (cuda:
- * tensor cores; cpu: the AVX-512 kernels on a CPU with AVX512-BF16), so that bf16 products are
- * faster than float32 ones; 0 otherwise (also for an unknown name). Starts nothing. */
+ * tensor cores; cpu: the AVX-512 kernels on a CPU with AVX512-BF16, on AMX tiles where the CPU
+ * has them — without the tiles such a CPU is slower in bf16), so that bf16 products are faster
+ * than float32 ones; 0 otherwise (also for an unknown name). Starts nothing. */
 int hd_backend_native_bf16(const char *name, const hd_backend_options *opt);
 
 /* Binds a model weight of `rows`×`cols` values stored as dtype at host: checks that dtype is a

@@ -50,8 +50,8 @@ int precision_cli_flag(precision_cli *c, const char *cmd, int argc, char **argv,
 void precision_cli_usage(FILE *f, int col) {
     fprintf(f,
             "  %-*s matrix products (default auto: bf16 where the backend multiplies bf16\n"
-            "  %-*s natively, cuda or a CPU with AVX512-BF16, as the official code runs;\n"
-            "  %-*s exact float32 elsewhere, where bf16 would be no faster)\n"
+            "  %-*s natively, as the official code runs: cuda, or a CPU with AVX512-BF16 (on\n"
+            "  %-*s AMX tiles where present); exact float32 elsewhere, where bf16 is no faster)\n"
             "  %-*s float32 products, exact against the official code (= --precision exact)\n"
             "  %-*s bf16 activations in products, ~5e-3 relative error per step (= bf16)\n"
             "  %-*s int8 products in the decoder (CPU): half the weight memory of bf16,\n"

@@ -41,8 +41,8 @@ void hd_cpu_features_detect(hd_cpu_features *f) {
         /* AMX-BF16 (edx bit 22), AMX-TILE (24), AMX-INT8 (25); the kernels use them beside
          * AVX-512, so only where that is usable too */
         unsigned amx = (1u << 22) | (1u << 24) | (1u << 25);
-        f->amx = (d & amx) == amx && f->avx512bw && f->avx512vl && f->avx512bf16 &&
-                 amx_permitted();
+        f->amx_cpu = (d & amx) == amx && f->avx512bw && f->avx512vl && f->avx512bf16;
+        f->amx = f->amx_cpu && amx_permitted();
     }
     if (!f->avx2) f->f16c = 0; /* F16C needs the AVX state the avx2 check verified */
 #endif

@@ -13,8 +13,9 @@ enum {
 typedef struct hd_cpu_features {
     int avx2, fma, f16c;
     int avx512f, avx512bw, avx512dq, avx512vl, avx512bf16, avx512vnni;
-    /* AMX tiles with bf16 and int8 products, and the OS lets this process use them */
-    int amx;
+    /* AMX tiles with bf16 and int8 products (amx_cpu), and the OS lets this process use them
+     * (amx) */
+    int amx_cpu, amx;
 } hd_cpu_features;
 
 void hd_cpu_features_detect(hd_cpu_features *f);

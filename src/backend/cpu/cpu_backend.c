@@ -52,17 +52,21 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .gemv_bf16 = hd_gemv_bf16_avx2,
 };
 
+/* What the AVX-512 tables share besides linear: attention, exp and the training rows. */
+#define AVX512_REST                                                                            \
+    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512, \
+    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,                      \
+    .vexp = hd_vexp_avx512,                                                                    \
+    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512,           \
+              hd_axpby_row_avx512, hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,        \
+              hd_col_sum_avx512, hd_dot_row_avx512}
+
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .isa = HD_ISA_AVX512,
     .mr = 14, .nr = 32, .ku = 16, .kc = 384, .nc = 384,
     .gemm_ukr = hd_gemm_ukr_avx512, .pack_a = hd_gemm_pack_a_avx512,
     .pack_b = hd_gemm_pack_b_avx512, .pack_a_t = hd_gemm_pack_at_avx512,
-    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
-    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
-    .vexp = hd_vexp_avx512,
-    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
-              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
-              hd_col_sum_avx512, hd_dot_row_avx512},
+    AVX512_REST,
     .gemv_bf16 = hd_gemv_bf16_avx512,
 };
 
@@ -72,12 +76,7 @@ const hd_cpu_kernels hd_cpu_kernels_avx512_bf16 = {
     .mr = 14, .nr = 32, .ku = 32, .kc = 768, .nc = 384, .pairs = 1,
     .gemm_ukr = hd_gemm_ukr_bf16_avx512, .pack_a = hd_gemm_pack_a_bf16_avx512,
     .pack_b = hd_gemm_pack_b_bf16_avx512,
-    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
-    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
-    .vexp = hd_vexp_avx512,
-    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
-              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
-              hd_col_sum_avx512, hd_dot_row_avx512},
+    AVX512_REST,
 };
 
 /* The same with linear on AMX tiles (gemm_amx.c): 32×32 tiles, the same W panels. */
@@ -86,12 +85,7 @@ const hd_cpu_kernels hd_cpu_kernels_amx_bf16 = {
     .mr = 32, .nr = 32, .ku = 32, .kc = 256, .nc = 1024, .pairs = 1,
     .gemm_ukr = hd_gemm_ukr_bf16_amx, .pack_a = hd_gemm_pack_a_bf16_amx,
     .pack_b = hd_gemm_pack_b_bf16_avx512,
-    .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512,
-    .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,
-    .vexp = hd_vexp_avx512,
-    .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512, hd_axpby_row_avx512,
-              hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,
-              hd_col_sum_avx512, hd_dot_row_avx512},
+    AVX512_REST,
 };
 
 /* ---- helpers ---- */
@@ -361,8 +355,8 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
         cpu->i8_x_offset = !amx && isa == HD_ISA_AVX512 && feat.avx512vnni;
         cpu->i8_ukr = amx                ? hd_i8_ukr_amx
                       : cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
-                      : avx2           ? hd_i8_ukr_avx2
-                                       : hd_i8_ukr_scalar;
+                      : avx2             ? hd_i8_ukr_avx2
+                                         : hd_i8_ukr_scalar;
         cpu->i8_pack_row = isa == HD_ISA_AVX512 ? hd_i8_pack_row_avx512
                            : avx2                ? hd_i8_pack_row_avx2
                                                  : hd_i8_pack_row_scalar;
