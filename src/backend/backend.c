@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/cpu_features.h"
 #include "core/error.h"
 
 #ifdef HIDREAM_HAVE_CUDA
@@ -105,13 +104,7 @@ int hd_backend_create(hd_backend **out, const char *name, const hd_backend_optio
 int hd_backend_native_bf16(const char *name, const hd_backend_options *opt) {
     if (name && !strcmp(name, "cuda")) return 1; /* the module is built for sm_90 */
     if (name && strcmp(name, "cpu")) return 0;
-    int isa = opt && opt->isa != HD_ISA_BEST ? opt->isa : hd_cpu_best_isa();
-    hd_cpu_features f;
-    hd_cpu_features_detect(&f);
-    /* CPUs with AMX run VDPBF16PS at half the float32 FMA rate: bf16 is fast there only on
-     * the tiles, which the OS may withhold */
-    const int tiles = f.amx && !(opt && opt->no_amx);
-    return isa == HD_ISA_AVX512 && f.avx512bf16 && (tiles || !f.amx_cpu);
+    return hd_backend_cpu_native_bf16(opt);
 }
 
 void hd_backend_destroy(hd_backend *be) {

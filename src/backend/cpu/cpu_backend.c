@@ -308,6 +308,26 @@ static const hd_backend_ops cpu_ops = {
     .adamw = hd_cpu_adamw,
 };
 
+/* What multiplies bf16 for kernels of family isa: *dot = VDPBF16PS exists (AVX512-BF16), *amx =
+ * the AMX tiles are used (present, granted by the OS, not declined with no_amx). */
+static void bf16_engine(int isa, const hd_cpu_features *f, const hd_backend_options *o, int *dot,
+                        int *amx) {
+    *dot = isa == HD_ISA_AVX512 && f->avx512bf16;
+    *amx = *dot && f->amx && !o->no_amx;
+}
+
+int hd_backend_cpu_native_bf16(const hd_backend_options *opt) {
+    hd_backend_options o = {0};
+    if (opt) o = *opt;
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    int dot, amx;
+    bf16_engine(o.isa != HD_ISA_BEST ? o.isa : hd_cpu_best_isa(), &f, &o, &dot, &amx);
+    /* CPUs with AMX run VDPBF16PS at half the float32 FMA rate: bf16 is fast there only on
+     * the tiles, which the OS may withhold */
+    return dot && (amx || !f.amx_cpu);
+}
+
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e) {
     *out = NULL;
     hd_backend_options o = {0};
@@ -338,8 +358,8 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
                                   : &hd_cpu_kernels_scalar;
     hd_cpu_features feat;
     hd_cpu_features_detect(&feat);
-    const int native_bf16 = isa == HD_ISA_AVX512 && feat.avx512bf16;
-    const int amx = native_bf16 && feat.amx && !o.no_amx;
+    int native_bf16, amx;
+    bf16_engine(isa, &feat, &o, &native_bf16, &amx);
     if (o.gemm_bf16) {
         if (native_bf16) cpu->k = amx ? &hd_cpu_kernels_amx_bf16 : &hd_cpu_kernels_avx512_bf16;
         else cpu->round_bf16 = 1;

@@ -49,6 +49,12 @@ _Thread_local int hd_amx_tiles_configured;
         _tile_stored(3, (p) + 16 * (ld) + 16, (ld) * 4);                                        \
     } while (0)
 
+/* The columns c0..c0+15 of a tile row that are below nr. */
+static inline __mmask16 col_mask(int nr, int c0) {
+    int n = nr - c0;
+    return n >= 16 ? (__mmask16)0xffff : n > 0 ? (__mmask16)((1u << n) - 1u) : (__mmask16)0;
+}
+
 void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *apf, const float *bpf, float *c,
                           int64_t ldc, int mr, int nr, int first, const float *bias) {
     hd_amx_tiles_ready();
@@ -56,10 +62,7 @@ void hd_gemm_ukr_bf16_amx(int64_t kcp, const float *apf, const float *bpf, float
     /* an edge tile or a bias goes through a 32×32 buffer; whole tiles use C directly */
     const int direct = mr == MR && nr == NR && !(first && bias);
     _Alignas(64) float tmp[MR * NR];
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
-    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
-                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1u)
-                                   : (__mmask16)0;
+    const __mmask16 m0 = col_mask(nr, 0), m1 = col_mask(nr, 16);
     if (first) {
         _tile_zero(0);
         _tile_zero(1);
@@ -150,10 +153,7 @@ void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, 
         fold_block(s, sx);
     }
     /* v = s·sw, then stored (+ bias) or added; columns past nr are masked off */
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nr) - 1u);
-    const __mmask16 m1 = nr >= 32 ? (__mmask16)0xffff
-                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1u)
-                                   : (__mmask16)0;
+    const __mmask16 m0 = col_mask(nr, 0), m1 = col_mask(nr, 16);
     const __mmask16 mk[2] = {m0, m1};
     for (int h = 0; h < 2; h++) {
         const __m512 sw = _mm512_maskz_loadu_ps(mk[h], t->sw + 16 * h);
