@@ -124,6 +124,7 @@ __attribute__((target("amx-tile,amx-bf16,amx-int8"))) static double amx_loop(dou
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    __asm__ volatile("" ::: "memory"); /* _tile_loadconfig does not declare that it reads cfg */
     _tile_loadconfig(&cfg);
     _tile_zero(0);
     _tile_zero(1);

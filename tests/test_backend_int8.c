@@ -1,5 +1,6 @@
 /* The CPU backend's int8 products (gemm_int8 option, backend/cpu/gemm_i8.h): exactly the product
- * of the quantized operands — W per output channel, x per row and block of 128 values — (checked
+ * of the quantized operands — W per output channel, x per row and block of 2048 values (128 for
+ * a weight bound as HD_USE_LINEAR_OUTLIERS) — (checked
  * against a double-precision product of independently quantized values), within the
  * quantization error of the float product, bit-identical on the portable and AVX2 kernels, and
  * applied only where it should be. */
@@ -103,10 +104,10 @@ static void free_problem(problem *p) {
 }
 
 /* y [M, N] (row stride N + 1) from the backend's linear with the weight bound for products. */
-static float *run_linear(hd_backend *be, const problem *p, int expect_packed) {
+static float *run_linear(hd_backend *be, const problem *p, hd_weight_use use, int expect_packed) {
     hd_error e = {0};
     hd_tensor w, b, xp, yp;
-    CHECKF(hd_backend_bind_weight(be, &w, HD_USE_LINEAR, p->dt, p->N, p->K, p->wdata, p->wscale,
+    CHECKF(hd_backend_bind_weight(be, &w, use, p->dt, p->N, p->K, p->wdata, p->wscale,
                                   &e) == 0, "%s", e.msg);
     CHECK((w.packed != NULL) == expect_packed);
     CHECK(p->bias == NULL || hd_backend_bind_weight(be, &b, HD_USE_VECTOR, HD_F32, 1, p->N,
@@ -144,14 +145,17 @@ static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) 
         for (int threads = 1; threads <= 2; threads++) {
             hd_backend *be = make_backend(isas[ii], threads, ii == 3);
             if (!be) return;
-            for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-                hd_dtype dt = dts[(si + (size_t)threads) % 4];
+            for (size_t si = 0; si < 2 * sizeof shapes / sizeof *shapes; si++) {
+                /* each shape with coarse (one per K slice) and fine x scales */
+                const size_t sh = si / 2;
+                const hd_weight_use use = si % 2 ? HD_USE_LINEAR_OUTLIERS : HD_USE_LINEAR;
+                const int64_t KB = si % 2 ? 128 : 2048;
+                hd_dtype dt = dts[(sh + (size_t)threads) % 4];
                 problem p;
-                make_problem(&p, shapes[si].M, shapes[si].N, shapes[si].K, dt, (int)si % 2);
-                float *y = run_linear(be, &p, 1);
+                make_problem(&p, shapes[sh].M, shapes[sh].N, shapes[sh].K, dt, (int)sh % 2);
+                float *y = run_linear(be, &p, use, 1);
                 int32_t *qx = malloc((size_t)p.K * 4), *qw = malloc((size_t)(p.N * p.K) * 4);
                 float *sw = malloc((size_t)p.N * 4), sx[64]; /* 4100 values: 33 blocks */
-                const int64_t KB = 128;
                 for (int64_t j = 0; j < p.N; j++) sw[j] = quantize_row(p.wv + j * p.K, p.K, qw + j * p.K);
                 double worst = 0;
                 for (int64_t i = 0; i < p.M; i++) {
@@ -170,9 +174,9 @@ static void test_int8_linear_equals_the_product_of_its_quantized_operands(void) 
                         if (!(err <= worst)) worst = err;
                     }
                 }
-                CHECKF(worst <= 1.0, "%s %d threads M=%lld N=%lld K=%lld %s: worst %.3g",
+                CHECKF(worst <= 1.0, "%s %d threads M=%lld N=%lld K=%lld %s kb %lld: worst %.3g",
                        hd_cpu_isa_name(isas[ii]), threads, (long long)p.M, (long long)p.N,
-                       (long long)p.K, hd_dtype_name(dt), worst);
+                       (long long)p.K, hd_dtype_name(dt), (long long)KB, worst);
                 free(qx);
                 free(qw);
                 free(sw);
@@ -191,7 +195,7 @@ static void test_int8_linear_is_within_quantization_error_of_the_float_product(v
     if (!be) return;
     problem p;
     make_problem(&p, 48, 256, 1024, HD_BF16, 1);
-    float *y = run_linear(be, &p, 1);
+    float *y = run_linear(be, &p, HD_USE_LINEAR, 1);
     double num = 0, den = 0;
     for (int64_t i = 0; i < p.M; i++)
         for (int64_t j = 0; j < p.N; j++) {
@@ -209,17 +213,19 @@ static void test_int8_linear_is_within_quantization_error_of_the_float_product(v
     hd_backend_destroy(be);
 }
 
-/* The portable kernel against one vector ISA: the same bits for every shape. */
+/* The portable kernel against one vector ISA: the same bits for every shape and block size. */
 static void agree_bit_for_bit(int isa, int no_amx) {
     hd_backend *s = make_backend(HD_ISA_SCALAR, 1, 0), *v = make_backend(isa, 2, no_amx);
     if (!s || !v) return;
-    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+    for (int fine = 0; fine <= 1; fine++) {
+        const hd_weight_use use = fine ? HD_USE_LINEAR_OUTLIERS : HD_USE_LINEAR;
         problem p;
         make_problem(&p, shapes[si].M, shapes[si].N, shapes[si].K, HD_BF16, (int)si % 2);
-        float *ys = run_linear(s, &p, 1), *yv = run_linear(v, &p, 1);
+        float *ys = run_linear(s, &p, use, 1), *yv = run_linear(v, &p, use, 1);
         CHECKF(memcmp(ys, yv, (size_t)(p.M * (p.N + 1)) * sizeof(float)) == 0,
-               "%s: M=%lld N=%lld K=%lld differ", hd_cpu_isa_name(isa), (long long)p.M,
-               (long long)p.N, (long long)p.K);
+               "%s: M=%lld N=%lld K=%lld (%s x scales) differ", hd_cpu_isa_name(isa),
+               (long long)p.M, (long long)p.N, (long long)p.K, fine ? "fine" : "coarse");
         free(ys);
         free(yv);
         free_problem(&p);

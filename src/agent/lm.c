@@ -67,7 +67,8 @@ static int bind_all(hd_lm *m, hd_error *e) {
         HD_TRY(bind(m, &L->mlp_norm, lp, "post_attention_layernorm.weight", 1, D, e));
         HD_TRY(bind(m, &L->w_gate, lp, "mlp.gate_proj.weight", c->ffn, D, e));
         HD_TRY(bind(m, &L->w_up, lp, "mlp.up_proj.weight", c->ffn, D, e));
-        HD_TRY(bind(m, &L->w_down, lp, "mlp.down_proj.weight", D, c->ffn, e));
+        HD_TRY(bind_use(m, &L->w_down, lp, "mlp.down_proj.weight", D, c->ffn,
+                        HD_USE_LINEAR_OUTLIERS, e)); /* silu(gate)·up: see hd_weight_use */
     }
     return 0;
 }
@@ -190,9 +191,9 @@ static void run_chunk(hd_lm *m, const int32_t *ids, int n) {
         hd_tensor k_all = hd_view_rows(&L->k_cache, 0, p0 + n);
         hd_tensor v_all = hd_view_rows(&L->v_cache, 0, p0 + n);
         op->rmsnorm(be, &h, &x, &L->attn_norm, eps);
-        op->linear(be, &q, &h, &L->wq, NULL);
-        op->linear(be, &k_new, &h, &L->wk, NULL); /* straight into the cache */
-        op->linear(be, &v_new, &h, &L->wv, NULL);
+        /* k and v straight into the cache */
+        hd_backend_linears(be, (hd_tensor *[]){&q, &k_new, &v_new}, &h,
+                           (const hd_tensor *[]){&L->wq, &L->wk, &L->wv}, 3);
         op->rmsnorm(be, &q, &q, &L->q_norm, eps);
         op->rmsnorm(be, &k_new, &k_new, &L->k_norm, eps);
         op->rope(be, &q, &cs, &sn, c->head_dim);
@@ -202,8 +203,8 @@ static void run_chunk(hd_lm *m, const int32_t *ids, int n) {
         op->linear(be, &h, &att, &L->wo, NULL);
         op->add(be, &x, &x, &h);
         op->rmsnorm(be, &h, &x, &L->mlp_norm, eps);
-        op->linear(be, &gate, &h, &L->w_gate, NULL);
-        op->linear(be, &up, &h, &L->w_up, NULL);
+        hd_backend_linears(be, (hd_tensor *[]){&gate, &up}, &h,
+                           (const hd_tensor *[]){&L->w_gate, &L->w_up}, 2);
         op->silu_mul(be, &gate, &gate, &up);
         op->linear(be, &h, &gate, &L->w_down, NULL);
         op->add(be, &x, &x, &h);

@@ -114,11 +114,21 @@ void hd_backend_destroy(hd_backend *be) {
 const char *hd_weight_use_name(hd_weight_use use) {
     switch (use) {
     case HD_USE_LINEAR:
-    case HD_USE_LINEAR_ONCE: return "matrix products";
+    case HD_USE_LINEAR_ONCE:
+    case HD_USE_LINEAR_OUTLIERS: return "matrix products";
     case HD_USE_ROWS: return "embedding lookups";
     case HD_USE_VECTOR: return "vector parameters";
     default: return "?";
     }
+}
+
+void hd_backend_linears(hd_backend *be, hd_tensor *const *ys, const hd_tensor *x,
+                        const hd_tensor *const *ws, int n) {
+    if (be->ops->linears && n <= HD_LINEARS_MAX && !getenv("NOLIN")) {
+        be->ops->linears(be, ys, x, ws, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) be->ops->linear(be, ys[i], x, ws[i], NULL);
 }
 
 int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_dtype dtype,
@@ -140,8 +150,8 @@ int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_d
                        "given for %s, which has none)", scale, hd_dtype_name(dtype));
     HD_TRY(be->ops->weight(be, t, dtype, rows, cols, host, e));
     t->wscale = scale;
-    if (use == HD_USE_LINEAR && be->ops->prepare_linear) {
-        int rc = be->ops->prepare_linear(be, t, e);
+    if ((use == HD_USE_LINEAR || use == HD_USE_LINEAR_OUTLIERS) && be->ops->prepare_linear) {
+        int rc = be->ops->prepare_linear(be, t, use, e);
         if (rc < 0) {
             if (be->ops->free) be->ops->free(be, t);
             return rc;

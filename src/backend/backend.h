@@ -35,6 +35,9 @@ typedef enum hd_weight_use {
     HD_USE_LINEAR_ONCE, /* the w of a product a request runs once, not per step (the vision
                            tower): as HD_USE_LINEAR, but never re-laid out by prepare_linear
                            (int8 would cost its accuracy and save no time) */
+    HD_USE_LINEAR_OUTLIERS, /* as HD_USE_LINEAR, for a product whose input rows carry large
+                               outliers (the SwiGLU product before down_proj): a backend that
+                               quantizes its input per call keeps fine-grained scales there */
     HD_USE_COUNT
 } hd_weight_use;
 
@@ -86,10 +89,11 @@ typedef struct hd_backend_ops {
                   const void *host, hd_error *e);
     /* 1 if a weight stored as dtype can serve `use` on this backend (asked at bind time). */
     int (*supports)(hd_backend *be, hd_weight_use use, hd_dtype dtype);
-    /* Optional: called once for each weight bound for HD_USE_LINEAR, after weight(); may set
-     * t->packed to a form its linear multiplies faster (the CPU's int8 panels with the
-     * gemm_int8 option). NULL or leaving packed NULL: linear reads the weight as stored. */
-    int (*prepare_linear)(hd_backend *be, hd_tensor *t, hd_error *e);
+    /* Optional: called once for each weight bound for HD_USE_LINEAR or HD_USE_LINEAR_OUTLIERS
+     * (passed as use), after weight(); may set t->packed to a form its linear multiplies faster
+     * (the CPU's int8 panels with the gemm_int8 option). NULL or leaving packed NULL: linear
+     * reads the weight as stored. */
+    int (*prepare_linear)(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_error *e);
     /* Host <-> device for float32 tensors (honouring the stride). */
     void (*write)(hd_backend *be, hd_tensor *dst, const float *src);
     void (*read)(hd_backend *be, const hd_tensor *src, float *dst);
@@ -101,6 +105,12 @@ typedef struct hd_backend_ops {
      * 1×N weight or NULL. y must not alias x. */
     void (*linear)(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
                    const hd_tensor *bias);
+    /* Optional: ys[i] = x · ws[i]ᵀ for i < n <= HD_LINEARS_MAX, products of one input without
+     * bias (q/k/v, gate/up): the backend may prepare x once (the CPU quantizes it once for
+     * int8) and run the products as one job. Callers use hd_backend_linears, which falls
+     * back to linear when this is NULL. No y may alias x. */
+    void (*linears)(hd_backend *be, hd_tensor *const *ys, const hd_tensor *x,
+                    const hd_tensor *const *ws, int n);
 
     /* ---- normalisation ---- */
     /* RMSNorm over each consecutive group of g = w->cols values of every row (g = cols for a
@@ -260,6 +270,12 @@ int hd_backend_bind_weight(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_d
                            int64_t rows, int64_t cols, const void *host, float scale,
                            hd_error *e);
 const char *hd_weight_use_name(hd_weight_use use);
+
+#define HD_LINEARS_MAX 4
+/* ys[i] = x · ws[i]ᵀ for i < n (see ops->linears): one call where the backend has it, else n
+ * calls of linear. */
+void hd_backend_linears(hd_backend *be, hd_tensor *const *ys, const hd_tensor *x,
+                        const hd_tensor *const *ws, int n);
 
 /* ---- helpers shared by every backend (no device access) ---- */
 /* (For a block-quantized weight, offsets are whole blocks: c0 a multiple of the block size.) */

@@ -82,8 +82,10 @@ static int bind_layer(hd_uit *m, const hd_safetensors *st, int i, hd_error *e) {
     BIND(mlp_norm, "post_attention_layernorm.weight", 1, D);
     BIND(w_gate, "mlp.gate_proj.weight", m->ffn_dim, D);
     BIND(w_up, "mlp.up_proj.weight", m->ffn_dim, D);
-    BIND(w_down, "mlp.down_proj.weight", D, m->ffn_dim);
 #undef BIND
+    /* its input, silu(gate)·up, has outliers that coarse int8 scales would spread */
+    snprintf(n, sizeof n, "model.language_model.layers.%d.mlp.down_proj.weight", i);
+    HD_TRY(bind_use(m, st, &L->w_down, n, D, m->ffn_dim, HD_USE_LINEAR_OUTLIERS, e));
     return 0;
 }
 
@@ -483,9 +485,8 @@ static int run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
         const hd_uit_layer *L = &m->layers[l];
         /* attention block: h = RMSNorm(x); q, k, v; QK-norm per head; MRoPE; GQA */
         op->rmsnorm(be, &h, &x, &L->attn_norm, m->eps);
-        op->linear(be, &qv, &h, &L->wq, NULL);
-        op->linear(be, &k_own, &h, &L->wk, NULL);
-        op->linear(be, &v_own, &h, &L->wv, NULL);
+        hd_backend_linears(be, (hd_tensor *[]){&qv, &k_own, &v_own}, &h,
+                           (const hd_tensor *[]){&L->wq, &L->wk, &L->wv}, 3);
         op->rmsnorm(be, &qv, &qv, &L->q_norm, m->eps);
         op->rmsnorm(be, &k_own, &k_own, &L->k_norm, m->eps);
         op->rope(be, &qv, &cs, &sn, hd);
@@ -504,8 +505,8 @@ static int run_layers(hd_uit *m, const hd_uit_seq *q, int64_t r0, int64_t n,
         op->add(be, &x, &x, &h);
         /* MLP block: SwiGLU */
         op->rmsnorm(be, &h, &x, &L->mlp_norm, m->eps);
-        op->linear(be, &gate, &h, &L->w_gate, NULL);
-        op->linear(be, &up, &h, &L->w_up, NULL);
+        hd_backend_linears(be, (hd_tensor *[]){&gate, &up}, &h,
+                           (const hd_tensor *[]){&L->w_gate, &L->w_up}, 2);
         op->silu_mul(be, &gate, &gate, &up);
         op->linear(be, &h, &gate, &L->w_down, NULL);
         op->add(be, &x, &x, &h);

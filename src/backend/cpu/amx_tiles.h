@@ -16,6 +16,10 @@ typedef struct hd_amx_tile_config {
     uint8_t rows[16];
 } hd_amx_tile_config;
 
+/* GCC's _tile_loadd and _tile_loadconfig are asm statements that do not declare the memory
+ * they read: a buffer written by C code just before must be flushed to memory first. */
+#define HD_AMX_READS_MEMORY() __asm__ volatile("" ::: "memory")
+
 static inline void hd_amx_tiles_ready(void) {
     if (hd_amx_tiles_configured) return;
     hd_amx_tile_config cfg;
@@ -25,12 +29,9 @@ static inline void hd_amx_tiles_ready(void) {
         cfg.colsb[t] = 64;
         cfg.rows[t] = 16;
     }
+    HD_AMX_READS_MEMORY(); /* else GCC drops the stores to cfg as dead (tiles of 0 rows: #UD) */
     _tile_loadconfig(&cfg);
     hd_amx_tiles_configured = 1;
 }
-
-/* GCC's _tile_loadd is an asm statement that does not declare the memory it reads: a buffer
- * written by C code just before must be flushed to memory first. */
-#define HD_AMX_READS_MEMORY() __asm__ volatile("" ::: "memory")
 
 #endif

@@ -195,10 +195,13 @@ static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
 /* gemm_int8: float weights become int8 panels (gemm_i8.h); block-quantized ones keep their
  * dequantizing path. gemm_bf16 on AVX512-BF16: float weights are packed once into the bf16
  * kernel's panels (gemm_prepack.c) instead of on every call. */
-static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_error *e) {
+static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_error *e) {
     hd_cpu *cpu = hd_cpu_of(be);
     if (t->rows * t->cols == 0) return 0;
-    if (cpu->int8) return hd_dtype_is_quantized(t->dtype) ? 0 : hd_cpu_prepare_i8(cpu, t, e);
+    if (cpu->int8)
+        return hd_dtype_is_quantized(t->dtype)
+                   ? 0
+                   : hd_cpu_prepare_i8(cpu, t, use == HD_USE_LINEAR_OUTLIERS, e);
     if (cpu->k->pairs && hd_cpu_packs_directly(t->dtype))
         return hd_cpu_prepack(cpu, t, e);
     return 0;
@@ -284,6 +287,7 @@ static const hd_backend_ops cpu_ops = {
     .copy = cpu_copy,
     .fill = cpu_fill,
     .linear = hd_cpu_linear,
+    .linears = hd_cpu_linears,
     .rmsnorm = hd_cpu_rmsnorm,
     .layernorm = hd_cpu_layernorm,
     .rope = hd_cpu_rope,
@@ -373,7 +377,7 @@ int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_er
         int avx2 = isa >= HD_ISA_AVX2;
         cpu->i8_amx = amx;
         cpu->i8_x_offset = !amx && isa == HD_ISA_AVX512 && feat.avx512vnni;
-        cpu->i8_ukr = amx                ? hd_i8_ukr_amx
+        cpu->i8_ukr = amx                ? NULL /* hd_i8_row_amx, called by the driver */
                       : cpu->i8_x_offset ? hd_i8_ukr_avx512vnni
                       : avx2             ? hd_i8_ukr_avx2
                                          : hd_i8_ukr_scalar;

@@ -249,6 +249,20 @@ static void gemv(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_tensor 
     hd_pool_run(cpu->pool, (g.N + g.block - 1) / g.block, gemv_task, &g);
 }
 
+/* int8: x quantized once for all when every weight is packed and the products are not empty. */
+void hd_cpu_linears(hd_backend *be, hd_tensor *const *ys, const hd_tensor *x,
+                    const hd_tensor *const *ws, int n) {
+    hd_cpu *cpu = hd_cpu_of(be);
+    int shared = cpu->int8 && n >= 1 && n <= HD_LINEARS_MAX && x->rows > 0 && x->cols > 0;
+    const hd_i8_weight *pw[HD_LINEARS_MAX];
+    for (int i = 0; shared && i < n; i++) {
+        pw[i] = ws[i]->packed;
+        shared = pw[i] && ys[i]->rows > 0 && ys[i]->cols > 0;
+    }
+    if (shared && hd_cpu_linears_i8(cpu, ys, x, pw, n) == 0) return;
+    for (int i = 0; i < n; i++) hd_cpu_linear(be, ys[i], x, ws[i], NULL);
+}
+
 void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
                    const hd_tensor *bias) {
     hd_cpu *cpu = hd_cpu_of(be);

@@ -16,7 +16,8 @@
  *
  * int8: x is quantized row-major (an x tile is 64 bytes of 16 rows, ldx bytes apart) and W keeps
  * the panels of every int8 kernel (groups of 4 bytes per column: 16 groups of a panel are one
- * W tile); the tile's two panels are 16·kp bytes apart. Per block of HD_I8_KB values the int32
+ * W tile); the tile's two panels are 16·kp bytes apart. One call runs a row of micro-tiles
+ * (the task's columns), K in passes of KCH over all of them. Per block of kb values the int32
  * tiles are stored and folded into float32 sums in the portable kernel's order, so the results
  * are bit-identical to it. */
 #include <immintrin.h>
@@ -127,44 +128,65 @@ static void fold_block(float *s, const float *sx) {
     }
 }
 
-void hd_i8_ukr_amx(int64_t steps, const int8_t *ap, const int8_t *bp, float *c, int64_t ldc,
-                   int mr, int nr, const hd_i8_tile *t) {
-    hd_amx_tiles_ready();
-    const int64_t ldx = t->ldx, wp = 16 * t->kp;
-    _Alignas(64) float s[MR * NR];
-    memset(s, 0, sizeof s);
-    const float *sx = t->sx;
-    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += MR) {
-        const int64_t g1 = g0 + HD_I8_KB / 4 < steps ? g0 + HD_I8_KB / 4 : steps;
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t g = g0; g < g1; g += 16) { /* 16 groups: 64 values of k */
-            _tile_loadd(4, ap + g * 4, ldx);
-            _tile_loadd(5, ap + 16 * ldx + g * 4, ldx);
-            _tile_loadd(6, bp + g * 64, 64);
-            _tile_loadd(7, bp + wp + g * 64, 64);
-            _tile_dpbssd(0, 4, 6);
-            _tile_dpbssd(1, 4, 7);
-            _tile_dpbssd(2, 5, 6);
-            _tile_dpbssd(3, 5, 7);
-        }
-        fold_block(s, sx);
-    }
-    /* v = s·sw, then stored (+ bias) or added; columns past nr are masked off */
-    const __mmask16 m0 = col_mask(nr, 0), m1 = col_mask(nr, 16);
-    const __mmask16 mk[2] = {m0, m1};
+/* v = s·sw, stored (+ bias on the first K slice) or added; columns past nr are masked off. */
+static void store_tile(const float *s, float *c, int64_t ldc, int mr, int nr, const float *sw,
+                       const float *bias, int first) {
     for (int h = 0; h < 2; h++) {
-        const __m512 sw = _mm512_maskz_loadu_ps(mk[h], t->sw + 16 * h);
-        const __m512 bias =
-            t->bias ? _mm512_maskz_loadu_ps(mk[h], t->bias + 16 * h) : _mm512_setzero_ps();
+        const __mmask16 m = col_mask(nr, 16 * h);
+        const __m512 w = _mm512_maskz_loadu_ps(m, sw + 16 * h);
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + 16 * h) : _mm512_setzero_ps();
         for (int i = 0; i < mr; i++) {
             float *row = c + i * ldc + 16 * h;
-            __m512 v = _mm512_mul_ps(_mm512_load_ps(s + i * NR + 16 * h), sw);
-            if (t->first && t->bias) v = _mm512_add_ps(v, bias);
-            else if (!t->first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk[h], row), v);
-            _mm512_mask_storeu_ps(row, mk[h], v);
+            __m512 v = _mm512_mul_ps(_mm512_load_ps(s + i * NR + 16 * h), w);
+            if (first && bias) v = _mm512_add_ps(v, b);
+            else if (!first) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, row), v);
+            _mm512_mask_storeu_ps(row, m, v);
         }
     }
+}
+
+/* K per pass over the row of tiles: 32 rows of x (16 KB) stay in L1 for all of them. With x
+ * and W both streaming from L2 the tiles ran at 3.1 TOP/s, with x in L1 at 4.5. */
+#define KCH 512
+
+void hd_i8_row_amx(int64_t steps, const int8_t *ap, const int8_t *bp, int64_t wstep, int nt,
+                   float *c, int64_t ldc, int mr, int nr_last, const hd_i8_tile *t) {
+    hd_amx_tiles_ready();
+    const int64_t ldx = t->ldx, wp = 16 * t->kp, kb4 = t->kb / 4;
+    _Alignas(64) float s[HD_I8_AMX_ROW][MR * NR];
+    _Alignas(64) int32_t acc[HD_I8_AMX_ROW][MR * NR];
+    memset(s, 0, sizeof(float) * MR * NR * (size_t)nt);
+    const float *sx = t->sx;
+    for (int64_t g0 = 0; g0 < steps; g0 += kb4, sx += MR) {
+        const int64_t g1 = g0 + kb4 < steps ? g0 + kb4 : steps;
+        for (int64_t c0 = g0; c0 < g1; c0 += KCH / 4) {
+            const int64_t c1 = c0 + KCH / 4 < g1 ? c0 + KCH / 4 : g1;
+            for (int j = 0; j < nt; j++) {
+                const int8_t *b = bp + j * wstep;
+                if (c0 == g0) {
+                    _tile_zero(0);
+                    _tile_zero(1);
+                    _tile_zero(2);
+                    _tile_zero(3);
+                } else {
+                    LOAD_C((float *)(void *)acc[j], NR);
+                }
+                for (int64_t g = c0; g < c1; g += 16) { /* 16 groups: 64 values of k */
+                    _tile_loadd(4, ap + g * 4, ldx);
+                    _tile_loadd(5, ap + 16 * ldx + g * 4, ldx);
+                    _tile_loadd(6, b + g * 64, 64);
+                    _tile_loadd(7, b + wp + g * 64, 64);
+                    _tile_dpbssd(0, 4, 6);
+                    _tile_dpbssd(1, 4, 7);
+                    _tile_dpbssd(2, 5, 6);
+                    _tile_dpbssd(3, 5, 7);
+                }
+                if (c1 == g1) fold_block(s[j], sx);
+                else STORE_C((float *)(void *)acc[j], NR);
+            }
+        }
+    }
+    for (int j = 0; j < nt; j++)
+        store_tile(s[j], c + NR * j, ldc, mr, j == nt - 1 ? nr_last : NR, t->sw + NR * j,
+                   t->bias ? t->bias + NR * j : NULL, t->first);
 }

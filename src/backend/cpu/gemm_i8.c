@@ -41,8 +41,8 @@ void hd_i8_ukr_scalar(int64_t steps, const int8_t *ap, const int8_t *bp, float *
                       int mr, int nr, const hd_i8_tile *t) {
     float s[HD_I8_MR * HD_I8_NR] = {0};
     const float *sx = t->sx;
-    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += HD_I8_MR) {
-        int64_t g1 = g0 + HD_I8_KB / 4 < steps ? g0 + HD_I8_KB / 4 : steps;
+    for (int64_t g0 = 0; g0 < steps; g0 += t->kb / 4, sx += HD_I8_MR) {
+        int64_t g1 = g0 + t->kb / 4 < steps ? g0 + t->kb / 4 : steps;
         int32_t acc[HD_I8_MR * HD_I8_NR] = {0};
         for (int64_t g = g0; g < g1; g++) {
             const int8_t *a = ap + g * HD_I8_MR * 4;
@@ -91,15 +91,15 @@ static void prep_panel(void *ctx, int64_t p, int thread) {
         g->cpu->i8_pack_row(row, w->k, w->kp, w->kp, panel + 4 * j, HD_I8_NR * 4, &w->scale[n], 1);
     }
     /* the column sums of each block (zeros past n and k add nothing) */
-    int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
+    int64_t nkb = (w->kp + w->kb - 1) / w->kb;
     int32_t *ws = w->wsum + p * nkb * HD_I8_NR;
     memset(ws, 0, (size_t)(nkb * HD_I8_NR) * sizeof *ws);
     for (int64_t c = 0; c < w->kp; c++)
         for (int j = 0; j < HD_I8_NR; j++)
-            ws[(c / HD_I8_KB) * HD_I8_NR + j] += panel[(c / 4) * HD_I8_NR * 4 + j * 4 + c % 4];
+            ws[(c / w->kb) * HD_I8_NR + j] += panel[(c / 4) * HD_I8_NR * 4 + j * 4 + c % 4];
 }
 
-int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
+int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, int fine_scales, hd_error *e) {
     int64_t n = t->rows, k = t->cols, kp = (k + HD_I8_KPAD - 1) / HD_I8_KPAD * HD_I8_KPAD;
     /* an even number of panels: the AMX tile reads two */
     int64_t panels = (n + HD_I8_AMX_NR - 1) / HD_I8_AMX_NR * (HD_I8_AMX_NR / HD_I8_NR);
@@ -108,7 +108,8 @@ int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
                        (long long)k);
     size_t head = (sizeof(hd_i8_weight) + 63) & ~(size_t)63;
     size_t vec = ((size_t)n * 4 + 63) & ~(size_t)63;
-    size_t sums = (size_t)panels * (size_t)((kp + HD_I8_KB - 1) / HD_I8_KB) * HD_I8_NR * 4;
+    const int64_t kb = fine_scales ? HD_I8_KB_FINE : HD_I8_KC;
+    size_t sums = (size_t)panels * (size_t)((kp + kb - 1) / kb) * HD_I8_NR * 4;
     size_t bytes = head + vec + sums + (size_t)panels * (size_t)kp * HD_I8_NR;
     char *mem = aligned_alloc(64, bytes);
     if (!mem)
@@ -118,6 +119,7 @@ int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e) {
     w->n = n;
     w->k = k;
     w->kp = kp;
+    w->kb = kb;
     w->scale = (float *)(mem + head);
     w->wsum = (int32_t *)(mem + head + vec);
     w->panels = (int8_t *)(mem + head + vec + sums);
@@ -138,7 +140,7 @@ typedef struct i8_job {
     int64_t ldx;      /* bytes between x panels of MR rows ÷ MR (kp; AMX: between rows) */
     const float *sx;  /* per row panel: nkb blocks × MR scales */
     const int8_t *xq; /* Mp/MR row panels of MR·kp bytes (interleaved by 4, or row-major) */
-    int64_t nkb;      /* blocks of HD_I8_KB per row */
+    int64_t nkb;      /* blocks of w->kb per row */
     const hd_tensor *bias;
     int64_t M;
     int64_t m_range, n_mr;
@@ -159,12 +161,21 @@ static void i8_task(void *ctx, int64_t t, int thread) {
         for (int64_t ir = m0; ir < m1; ir += MR) {
             int mr = (int)(m1 - ir < MR ? m1 - ir : MR);
             const int8_t *ap = g->xq + ir * g->ldx + (g->cpu->i8_amx ? pc : pc * MR);
+            if (g->cpu->i8_amx) { /* the row of tiles in one call */
+                int nt = (int)((n1 - n0 + NR - 1) / NR), nr_last = (int)(n1 - n0 - (nt - 1) * NR);
+                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / w->kb) * MR, w->scale + n0,
+                                 pc == 0 && g->bias ? biasp : NULL, pc == 0, NULL, g->ldx, w->kp,
+                                 w->kb};
+                hd_i8_row_amx(steps, ap, w->panels + n0 * w->kp + pc * HD_I8_NR, NR * w->kp, nt,
+                              g->y + ir * g->ldy + n0, g->ldy, mr, nr_last, &tl);
+                continue;
+            }
             for (int64_t jr = n0; jr < n1; jr += NR) {
                 int nr = (int)(n1 - jr < NR ? n1 - jr : NR);
-                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / HD_I8_KB) * MR, w->scale + jr,
+                hd_i8_tile tl = {g->sx + ir * g->nkb + (pc / w->kb) * MR, w->scale + jr,
                                  pc == 0 && g->bias ? biasp + (jr - n0) : NULL, pc == 0,
-                                 w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / HD_I8_KB) * HD_I8_NR,
-                                 g->ldx, w->kp};
+                                 w->wsum + ((jr / HD_I8_NR) * g->nkb + pc / w->kb) * HD_I8_NR,
+                                 g->ldx, w->kp, w->kb};
                 g->cpu->i8_ukr(steps, ap, w->panels + jr * w->kp + pc * HD_I8_NR,
                                g->y + ir * g->ldy + jr, g->ldy, mr, nr, &tl);
             }
@@ -176,7 +187,7 @@ typedef struct pack_x_job {
     hd_cpu *cpu;
     int MR;
     const hd_tensor *x;
-    int64_t kp, ldx, nkb;
+    int64_t kp, ldx, nkb, kb;
     int8_t *xq;
     float *sx;
 } pack_x_job;
@@ -189,7 +200,7 @@ static void pack_x_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
         int64_t panel = r / MR, i = r % MR;
         int8_t *dst = amx ? p->xq + r * p->ldx : p->xq + panel * MR * p->kp + i * 4;
         p->cpu->i8_pack_row((const float *)p->x->data + r * p->x->stride, p->x->cols, p->kp,
-                            HD_I8_KB, dst, amx ? 4 : MR * 4, p->sx + panel * MR * p->nkb + i, MR);
+                            p->kb, dst, amx ? 4 : MR * 4, p->sx + panel * MR * p->nkb + i, MR);
         if (p->cpu->i8_x_offset) /* x + 128 as unsigned bytes: the sign bit flipped */
             for (int64_t g = 0; g < p->kp / 4; g++) {
                 uint32_t v;
@@ -211,40 +222,91 @@ static int ensure_xq(hd_cpu *cpu, size_t bytes) {
     return 0;
 }
 
-int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
-                     const hd_tensor *bias) {
+/* x quantized for weights of this kp and kb, in the per-backend buffer. */
+typedef struct i8_input {
+    int MR, NR;
+    int64_t ldx, nkb;
+    const int8_t *xq;
+    const float *sx;
+} i8_input;
+
+static int quantize_x(hd_cpu *cpu, const hd_tensor *x, int64_t kp, int64_t kb, i8_input *in) {
     const int MR = cpu->i8_amx ? HD_I8_AMX_MR : HD_I8_MR;
-    const int NR = cpu->i8_amx ? HD_I8_AMX_NR : HD_I8_NR;
-    int64_t M = y->rows, Mp = (M + MR - 1) / MR * MR;
-    int64_t nkb = (w->kp + HD_I8_KB - 1) / HD_I8_KB;
+    int64_t M = x->rows, Mp = (M + MR - 1) / MR * MR;
+    int64_t nkb = (kp + kb - 1) / kb;
     /* AMX reads x row-major: rows a cache line longer than kp, so that the 16 rows of a tile
      * (kp a multiple of 4 KB at the model's shapes) do not all fall into one L1 set */
-    const int64_t ldx = cpu->i8_amx ? w->kp + 64 : w->kp;
+    const int64_t ldx = cpu->i8_amx ? kp + 64 : kp;
     size_t xq_bytes = ((size_t)Mp * (size_t)ldx + 63) & ~(size_t)63;
     if (ensure_xq(cpu, xq_bytes + (size_t)(Mp * nkb) * sizeof(float)) < 0) return -1;
     int8_t *xq = cpu->i8_buf;
     float *sx = (float *)(xq + xq_bytes);
-    pack_x_job px = {cpu, MR, x, w->kp, ldx, nkb, xq, sx};
+    pack_x_job px = {cpu, MR, x, kp, ldx, nkb, kb, xq, sx};
     hd_cpu_for_rows(cpu, M, x->cols, pack_x_rows, &px);
     /* rows past M of the last panel: zeros with scale 0 (their results are never stored) */
     for (int64_t r = M; r < Mp; r++) {
         int64_t panel = r / MR, i = r % MR;
         for (int64_t b = 0; b < nkb; b++) sx[panel * MR * nkb + b * MR + i] = 0;
-        if (cpu->i8_amx) memset(xq + r * ldx, 0, (size_t)w->kp);
+        if (cpu->i8_amx) memset(xq + r * ldx, 0, (size_t)kp);
         else
-            for (int64_t c = 0; c < w->kp; c += 4)
-                memset(xq + panel * MR * w->kp + ((c / 4) * MR + i) * 4,
+            for (int64_t c = 0; c < kp; c += 4)
+                memset(xq + panel * MR * kp + ((c / 4) * MR + i) * 4,
                        cpu->i8_x_offset ? 0x80 : 0, 4);
     }
-    i8_job g = {.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .MR = MR, .NR = NR,
-                .ldx = ldx, .sx = sx, .xq = xq, .nkb = nkb, .bias = bias, .M = M};
-    int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = Mp / MR;
+    *in = (i8_input){MR, cpu->i8_amx ? HD_I8_AMX_NR : HD_I8_NR, ldx, nkb, xq, sx};
+    return 0;
+}
+
+/* One product's job over the quantized x; returns its task count. Column blocks first, then
+ * rows split until there are ~4 tasks per thread. */
+static int64_t make_job(hd_cpu *cpu, i8_job *g, const i8_input *in, hd_tensor *y,
+                        const hd_i8_weight *w, const hd_tensor *bias) {
+    *g = (i8_job){.cpu = cpu, .w = w, .y = y->data, .ldy = y->stride, .MR = in->MR,
+                  .NR = in->NR, .ldx = in->ldx, .sx = in->sx, .xq = in->xq, .nkb = in->nkb,
+                  .bias = bias, .M = y->rows};
+    int64_t n_nb = (w->n + HD_I8_NC - 1) / HD_I8_NC, m_tiles = (g->M + in->MR - 1) / in->MR;
     int64_t want = (int64_t)cpu->n_threads * 4;
     int64_t n_mr = cpu->n_threads == 1 ? 1 : (want + n_nb - 1) / n_nb;
     if (n_mr > m_tiles) n_mr = m_tiles;
     if (n_mr < 1) n_mr = 1;
-    g.m_range = ((m_tiles + n_mr - 1) / n_mr) * MR;
-    g.n_mr = (M + g.m_range - 1) / g.m_range;
-    hd_pool_run(cpu->pool, n_nb * g.n_mr, i8_task, &g);
+    g->m_range = ((m_tiles + n_mr - 1) / n_mr) * in->MR;
+    g->n_mr = (g->M + g->m_range - 1) / g->m_range;
+    return n_nb * g->n_mr;
+}
+
+int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
+                     const hd_tensor *bias) {
+    i8_input in;
+    if (quantize_x(cpu, x, w->kp, w->kb, &in) < 0) return -1;
+    i8_job g;
+    hd_pool_run(cpu->pool, make_job(cpu, &g, &in, y, w, bias), i8_task, &g);
+    return 0;
+}
+
+/* Products of one x as one pool job: task t belongs to the first product whose end exceeds it. */
+typedef struct i8_jobs {
+    i8_job job[HD_LINEARS_MAX];
+    int64_t end[HD_LINEARS_MAX];
+    int n;
+} i8_jobs;
+
+static void i8_jobs_task(void *ctx, int64_t t, int thread) {
+    const i8_jobs *j = ctx;
+    int i = 0;
+    while (t >= j->end[i]) i++;
+    i8_task((void *)&j->job[i], t - (i ? j->end[i - 1] : 0), thread);
+}
+
+int hd_cpu_linears_i8(hd_cpu *cpu, hd_tensor *const *ys, const hd_tensor *x,
+                      const hd_i8_weight *const *ws, int n) {
+    if (n < 1 || n > HD_LINEARS_MAX) return -1;
+    for (int i = 0; i < n; i++)
+        if (ws[i]->kp != ws[0]->kp || ws[i]->kb != ws[0]->kb) return -1;
+    i8_input in;
+    if (quantize_x(cpu, x, ws[0]->kp, ws[0]->kb, &in) < 0) return -1;
+    i8_jobs j = {.n = n};
+    for (int i = 0; i < n; i++)
+        j.end[i] = (i ? j.end[i - 1] : 0) + make_job(cpu, &j.job[i], &in, ys[i], ws[i], NULL);
+    hd_pool_run(cpu->pool, j.end[n - 1], i8_jobs_task, &j);
     return 0;
 }

@@ -16,8 +16,8 @@ void hd_i8_ukr_avx2(int64_t steps, const int8_t *ap, const int8_t *bp, float *c,
     __m256 s[MR][2];
     for (int i = 0; i < MR; i++) s[i][0] = s[i][1] = _mm256_setzero_ps();
     const float *sx = t->sx;
-    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += MR) {
-        int64_t n = steps - g0 < HD_I8_KB / 4 ? steps - g0 : HD_I8_KB / 4;
+    for (int64_t g0 = 0; g0 < steps; g0 += t->kb / 4, sx += MR) {
+        int64_t n = steps - g0 < t->kb / 4 ? steps - g0 : t->kb / 4;
 #define DECL(i) __m256i q##i##a = _mm256_setzero_si256(), q##i##b = _mm256_setzero_si256();
         DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5)
 #undef DECL

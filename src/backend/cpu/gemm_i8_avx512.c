@@ -19,8 +19,8 @@ void hd_i8_ukr_avx512vnni(int64_t steps, const int8_t *ap, const int8_t *bp, flo
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0;
     const float *sx = t->sx;
     const int32_t *wsum = t->wsum;
-    for (int64_t g0 = 0; g0 < steps; g0 += HD_I8_KB / 4, sx += MR, wsum += NR) {
-        int64_t n = steps - g0 < HD_I8_KB / 4 ? steps - g0 : HD_I8_KB / 4;
+    for (int64_t g0 = 0; g0 < steps; g0 += t->kb / 4, sx += MR, wsum += NR) {
+        int64_t n = steps - g0 < t->kb / 4 ? steps - g0 : t->kb / 4;
         __m512i q0 = _mm512_setzero_si512(), q1 = q0, q2 = q0, q3 = q0, q4 = q0, q5 = q0;
         /* one group of 4 k per step: the 16 columns' bytes in one load, each row's 4 bytes
          * broadcast from memory. In asm because the compilers copy every accumulator around

@@ -188,7 +188,7 @@ typedef struct hd_cpu {
     int round_bf16;
     /* gemm_int8: linear weights are prepared as int8 panels at bind (gemm_i8.h) */
     int int8;
-    hd_i8_ukr_fn i8_ukr;
+    hd_i8_ukr_fn i8_ukr; /* NULL with i8_amx (the driver calls hd_i8_row_amx) */
     hd_i8_pack_row_fn i8_pack_row;
     int i8_x_offset; /* the kernel reads the packed x as unsigned x + 128 (sign bits flipped) */
     int i8_amx;      /* the AMX kernel: 32×32 tiles, x quantized row-major */
@@ -255,13 +255,19 @@ int hd_cpu_prepack(hd_cpu *cpu, hd_tensor *t, hd_error *e);
 
 /* int8 products (gemm_i8.c): packs t (a float weight) into t->packed; returns 0 or an error.
  * linear_i8 returns -1 (nothing done) when its buffer cannot grow: the caller falls back. */
-int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, hd_error *e);
+int hd_cpu_prepare_i8(hd_cpu *cpu, hd_tensor *t, int fine_scales, hd_error *e);
 int hd_cpu_linear_i8(hd_cpu *cpu, hd_tensor *y, const hd_tensor *x, const hd_i8_weight *w,
                      const hd_tensor *bias);
+/* The products of one x (ops->linears) with x quantized once; -1 (nothing done) when the
+ * weights differ in K or block size, or the buffer cannot grow. */
+int hd_cpu_linears_i8(hd_cpu *cpu, hd_tensor *const *ys, const hd_tensor *x,
+                      const hd_i8_weight *const *ws, int n);
 
 /* ---- ops (one file each) ---- */
 void hd_cpu_linear(hd_backend *be, hd_tensor *y, const hd_tensor *x, const hd_tensor *w,
                    const hd_tensor *bias);
+void hd_cpu_linears(hd_backend *be, hd_tensor *const *ys, const hd_tensor *x,
+                    const hd_tensor *const *ws, int n);
 void hd_cpu_attention(hd_backend *be, hd_tensor *out, const hd_tensor *q, const hd_tensor *k,
                       const hd_tensor *v, int n_heads, int n_kv_heads, int head_dim, float scale,
                       hd_attn_mask mask);

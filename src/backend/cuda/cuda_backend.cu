@@ -381,6 +381,7 @@ static const hd_backend_ops cuda_ops = {
     .copy = cuda_copy,
     .fill = cuda_fill,
     .linear = hd_cuda_linear,
+    .linears = NULL, /* hd_backend_linears calls linear for each */
     .rmsnorm = hd_cuda_rmsnorm,
     .layernorm = hd_cuda_layernorm,
     .rope = hd_cuda_rope,
