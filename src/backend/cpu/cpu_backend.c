@@ -36,6 +36,7 @@ const hd_cpu_kernels hd_cpu_kernels_scalar = {
     .train = {hd_adamw_row_scalar, hd_silu_grad_row_scalar, hd_rms_grad_row_scalar, hd_axpby_row_scalar,
               hd_sum_squares_row_scalar, hd_attn_grad_tile_scalar,
               hd_col_sum_scalar, hd_dot_row_scalar},
+    .rows = {hd_silu_mul_row_scalar, hd_add_row_scalar, hd_rms_row_scalar},
 };
 
 const hd_cpu_kernels hd_cpu_kernels_avx2 = {
@@ -49,17 +50,19 @@ const hd_cpu_kernels hd_cpu_kernels_avx2 = {
     .train = {hd_adamw_row_avx2, hd_silu_grad_row_avx2, hd_rms_grad_row_avx2, hd_axpby_row_avx2,
               hd_sum_squares_row_avx2, hd_attn_grad_tile_avx2,
               hd_col_sum_avx2, hd_dot_row_avx2},
+    .rows = {hd_silu_mul_row_avx2, hd_add_row_avx2, hd_rms_row_avx2},
     .gemv_bf16 = hd_gemv_bf16_avx2,
 };
 
-/* What the AVX-512 tables share besides linear: attention, exp and the training rows. */
+/* What the AVX-512 tables share besides linear: attention, exp and the row kernels. */
 #define AVX512_REST                                                                            \
     .attn_rb = 6, .attn_pack_kt = hd_attn_pack_kt_avx512, .attn_scores = hd_attn_scores_avx512, \
     .attn_softmax = hd_attn_softmax_avx512, .attn_pv = hd_attn_pv_avx512,                      \
     .vexp = hd_vexp_avx512,                                                                    \
     .train = {hd_adamw_row_avx512, hd_silu_grad_row_avx512, hd_rms_grad_row_avx512,           \
               hd_axpby_row_avx512, hd_sum_squares_row_avx512, hd_attn_grad_tile_avx512,        \
-              hd_col_sum_avx512, hd_dot_row_avx512}
+              hd_col_sum_avx512, hd_dot_row_avx512},                                       \
+    .rows = {hd_silu_mul_row_avx512, hd_add_row_avx512, hd_rms_row_avx512}
 
 const hd_cpu_kernels hd_cpu_kernels_avx512 = {
     .isa = HD_ISA_AVX512,

@@ -11,16 +11,17 @@ typedef struct elt_job {
     elt_op op;
     hd_tensor *y;
     const hd_tensor *a, *b;
-    hd_vexp_fn vexp;
+    const hd_cpu_kernels *k;
 } elt_job;
 
 static inline float gelu_erf(float x) { return 0.5f * x * erfcf(-x * 0.70710678118654752f); }
 
-/* Rows are processed in blocks of ELT_BLOCK so the exponentials can go through the ISA's
- * vectorised exp (<= 2 ulp) in one call per block. */
+/* The GELUs in blocks of ELT_BLOCK, so that the exponentials go through the ISA's vectorised
+ * exp (<= 2 ulp) in one call per block; add and silu (·b) are the ISA's row kernels. */
 #define ELT_BLOCK 256
 
 static void elt_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
+    (void)thread;
     elt_job *j = ctx;
     int64_t n = j->y->cols;
     float t[ELT_BLOCK];
@@ -28,40 +29,33 @@ static void elt_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
         float *y = (float *)j->y->data + r * j->y->stride;
         const float *a = (const float *)j->a->data + r * j->a->stride;
         const float *b = j->b ? (const float *)j->b->data + r * j->b->stride : NULL;
+        if (j->op == OP_ADD) {
+            j->k->rows.add(n, a, b, y);
+            continue;
+        }
+        if (j->op == OP_SILU || j->op == OP_SILU_MUL) {
+            j->k->rows.silu_mul(n, a, j->op == OP_SILU_MUL ? b : NULL, y);
+            continue;
+        }
         for (int64_t c0 = 0; c0 < n; c0 += ELT_BLOCK) {
             int64_t m = n - c0 < ELT_BLOCK ? n - c0 : ELT_BLOCK;
-            const float *ab = a + c0, *bb = b ? b + c0 : NULL;
+            const float *ab = a + c0;
             float *yb = y + c0;
-            switch (j->op) {
-            case OP_ADD:
-                for (int64_t i = 0; i < m; i++) yb[i] = ab[i] + bb[i];
-                break;
-            case OP_SILU:
-            case OP_SILU_MUL:
-                for (int64_t i = 0; i < m; i++) t[i] = -ab[i];
-                j->vexp(t, m);
-                if (j->op == OP_SILU)
-                    for (int64_t i = 0; i < m; i++) yb[i] = ab[i] / (1.0f + t[i]);
-                else
-                    for (int64_t i = 0; i < m; i++) yb[i] = ab[i] / (1.0f + t[i]) * bb[i];
-                break;
-            case OP_GELU_TANH:
+            if (j->op == OP_GELU_TANH) {
                 /* x·σ(2u) with u = sqrt(2/pi)·(x + 0.044715x³) */
                 for (int64_t i = 0; i < m; i++)
                     t[i] = -2.0f * 0.7978845608028654f * (ab[i] + 0.044715f * ab[i] * ab[i] * ab[i]);
-                j->vexp(t, m);
+                j->k->vexp(t, m);
                 for (int64_t i = 0; i < m; i++) yb[i] = ab[i] / (1.0f + t[i]);
-                break;
-            case OP_GELU_ERF:
+            } else {
                 for (int64_t i = 0; i < m; i++) yb[i] = gelu_erf(ab[i]);
-                break;
             }
         }
     }
 }
 
 static void run(hd_backend *be, elt_op op, hd_tensor *y, const hd_tensor *a, const hd_tensor *b) {
-    elt_job j = {op, y, a, b, hd_cpu_of(be)->k->vexp};
+    elt_job j = {op, y, a, b, hd_cpu_of(be)->k};
     hd_cpu_for_rows(hd_cpu_of(be), y->rows, y->cols, elt_rows, &j);
 }
 

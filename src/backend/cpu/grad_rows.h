@@ -7,27 +7,7 @@
 #include <string.h>
 
 #include "backend/cpu/kernels.h"
-
-typedef float vf __attribute__((vector_size(VW * sizeof(float))));
-typedef double vd __attribute__((vector_size(VW * sizeof(double))));
-
-static inline vf vload_n(const float *p, int64_t k) {
-    vf v = {0};
-    if (k == VW) memcpy(&v, p, sizeof v);
-    else memcpy(&v, p, (size_t)k * sizeof(float));
-    return v;
-}
-static inline void vstore_n(float *p, vf v, int64_t k) {
-    if (k == VW) memcpy(p, &v, sizeof v);
-    else memcpy(p, &v, (size_t)k * sizeof(float));
-}
-static inline vf vsplat(float f) { return (vf){0} + f; }
-/* by pointer: a vd wider than the ISA's registers must not be passed by value (psABI) */
-static inline double vsum_d(const vd *v) {
-    double s = 0;
-    for (int i = 0; i < VW; i++) s += (*v)[i];
-    return s;
-}
+#include "backend/cpu/vec_lanes.h"
 
 void ROWFN(hd_adamw_row)(int64_t n, float *w, const float *g, float *m, float *v,
                          const hd_adamw_step *p) {

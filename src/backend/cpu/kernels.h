@@ -88,6 +88,21 @@ HD_TRAIN_ROWS_DECL(scalar)
 HD_TRAIN_ROWS_DECL(avx2)
 HD_TRAIN_ROWS_DECL(avx512)
 
+/* Forward row kernels (fwd_rows.h, one instance per ISA): eltwise.c and norm.c. */
+typedef struct hd_cpu_fwd_rows {
+    void (*silu_mul)(int64_t n, const float *a, const float *b, float *y); /* b NULL: silu */
+    void (*add)(int64_t n, const float *a, const float *b, float *y);
+    void (*rms)(int64_t g, const float *x, const float *w, float eps, float *y);
+} hd_cpu_fwd_rows;
+
+#define HD_FWD_ROWS_DECL(sfx)                                                                \
+    void hd_silu_mul_row_##sfx(int64_t n, const float *a, const float *b, float *y);        \
+    void hd_add_row_##sfx(int64_t n, const float *a, const float *b, float *y);             \
+    void hd_rms_row_##sfx(int64_t g, const float *x, const float *w, float eps, float *y);
+HD_FWD_ROWS_DECL(scalar)
+HD_FWD_ROWS_DECL(avx2)
+HD_FWD_ROWS_DECL(avx512)
+
 typedef struct hd_cpu_kernels {
     int isa;
     int mr, nr;     /* GEMM micro-tile */
@@ -105,6 +120,7 @@ typedef struct hd_cpu_kernels {
     hd_attn_pv_fn attn_pv;
     hd_vexp_fn vexp;
     hd_cpu_train_rows train;
+    hd_cpu_fwd_rows rows;
     /* y[j] = x · w[j] for j < n, one float32 row x of K values and bf16 rows w (row stride ldw):
      * linear's path for a single input row (decoding); NULL: the GEMM handles it */
     void (*gemv_bf16)(int64_t K, const float *x, const uint16_t *w, int64_t ldw, int64_t n,

@@ -78,6 +78,10 @@ static void rms_rows(void *ctx, int64_t r0, int64_t r1, int thread) {
         const float *x = (const float *)j->x->data + r * j->x->stride;
         float *y = (float *)j->y->data + r * j->y->stride;
         for (int64_t c0 = 0; c0 + g <= cols; c0 += g) {
+            if (wc) {
+                j->cpu->k->rows.rms(g, x + c0, wc, j->eps, y + c0);
+                continue;
+            }
             double ss = sum_sq(x + c0, g);
             float inv = (float)(1.0 / sqrt(ss / (double)g + (double)j->eps));
             for (int64_t i = 0; i < g; i++) y[c0 + i] = (x[c0 + i] * inv) * weight_at(j->w, wc, i);
