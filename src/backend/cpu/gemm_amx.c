@@ -114,16 +114,17 @@ void hd_gemm_pack_a_bf16_amx(const float *x, int64_t ldx, int mr, int64_t kc, fl
 
 /* ---- int8 ---- */
 
-/* The int32 tiles of one block, folded: s[i][j] = s[i][j] + (float)q[i][j]·sx[i]. */
-static void fold_block(float *s, const float *sx) {
+/* The int32 tiles of one block, folded: s[i][j] = s[i][j] + (float)q[i][j]·sx[i], with s = 0
+ * before the first block (not read: 0 + v as the portable kernel, signed zeros included). */
+static void fold_block(float *s, const float *sx, int first) {
     _Alignas(64) int32_t q[MR * NR];
     STORE_C((float *)(void *)q, NR);
     for (int i = 0; i < MR; i++) {
         const __m512 f = _mm512_set1_ps(sx[i]);
         for (int h = 0; h < NR; h += 16) {
             __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(q + i * NR + h)));
-            _mm512_store_ps(s + i * NR + h, _mm512_add_ps(_mm512_load_ps(s + i * NR + h),
-                                                          _mm512_mul_ps(v, f)));
+            __m512 old = first ? _mm512_setzero_ps() : _mm512_load_ps(s + i * NR + h);
+            _mm512_store_ps(s + i * NR + h, _mm512_add_ps(old, _mm512_mul_ps(v, f)));
         }
     }
 }
@@ -155,7 +156,6 @@ void hd_i8_row_amx(int64_t steps, const int8_t *ap, const int8_t *bp, int64_t ws
     const int64_t ldx = t->ldx, wp = 16 * t->kp, kb4 = t->kb / 4;
     _Alignas(64) float s[HD_I8_AMX_ROW][MR * NR];
     _Alignas(64) int32_t acc[HD_I8_AMX_ROW][MR * NR];
-    memset(s, 0, sizeof(float) * MR * NR * (size_t)nt);
     const float *sx = t->sx;
     for (int64_t g0 = 0; g0 < steps; g0 += kb4, sx += MR) {
         const int64_t g1 = g0 + kb4 < steps ? g0 + kb4 : steps;
@@ -181,7 +181,7 @@ void hd_i8_row_amx(int64_t steps, const int8_t *ap, const int8_t *bp, int64_t ws
                     _tile_dpbssd(2, 5, 6);
                     _tile_dpbssd(3, 5, 7);
                 }
-                if (c1 == g1) fold_block(s[j], sx);
+                if (c1 == g1) fold_block(s[j], sx, g0 == 0);
                 else STORE_C((float *)(void *)acc[j], NR);
             }
         }
