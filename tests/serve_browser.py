@@ -6,6 +6,7 @@ a long job and cancel it. Screenshots go to $HIDREAM_BUILD/serve-screenshots/ as
 
 usage (ctest runs it): serve_browser.py   with HIDREAM_BIN and HIDREAM_BUILD set"""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,7 @@ def main():
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=30)
         check(rc == 0, f"the server stops cleanly on SIGTERM (exit {rc})")
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"screenshots in {SHOTS}")
     return 1 if h.failures else 0
 

@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -13,12 +14,42 @@ const char *hd_test_shared(char *buf, size_t n, const char *rel) {
     return buf;
 }
 
+/* The folders hd_test_tmpdir made, removed with their contents when the test process exits
+ * (not in forked children, nor with HIDREAM_KEEP_TEST_TMP set, for a post-mortem). */
+#define MAX_TMPDIRS 64
+static char *tmpdirs[MAX_TMPDIRS];
+static int n_tmpdirs;
+static pid_t tmpdir_owner;
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0; /* go on: remove what can be removed */
+}
+
+static void remove_tmpdirs(void) {
+    if (getpid() != tmpdir_owner || getenv("HIDREAM_KEEP_TEST_TMP")) return;
+    for (int i = 0; i < n_tmpdirs; i++) {
+        nftw(tmpdirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(tmpdirs[i]);
+    }
+    n_tmpdirs = 0;
+}
+
 const char *hd_test_tmpdir(char *buf, size_t n) {
     const char *base = getenv("TMPDIR");
     snprintf(buf, n, "%s/hidream-test-XXXXXX", base ? base : "/tmp");
     if (!mkdtemp(buf)) {
         perror("mkdtemp");
         exit(2);
+    }
+    if (n_tmpdirs == 0 && !tmpdir_owner) {
+        tmpdir_owner = getpid();
+        atexit(remove_tmpdirs);
+    }
+    if (n_tmpdirs < MAX_TMPDIRS && getpid() == tmpdir_owner) {
+        char *copy = strdup(buf);
+        if (copy) tmpdirs[n_tmpdirs++] = copy;
     }
     return buf;
 }

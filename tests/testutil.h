@@ -38,7 +38,8 @@ extern int hd_test_failures, hd_test_checks;
 /* Path under $HIDREAM_SHARED (the shared/ folder); static buffer per call site is not used:
  * the result is written into buf. Returns buf. */
 const char *hd_test_shared(char *buf, size_t n, const char *rel);
-/* A fresh temporary directory (removed by the OS eventually); returns buf. */
+/* A fresh temporary directory, removed with its contents when the test process exits (kept
+ * with HIDREAM_KEEP_TEST_TMP set); returns buf. */
 const char *hd_test_tmpdir(char *buf, size_t n);
 /* Writes len bytes to path; returns 0 on success. */
 int hd_test_write_file(const char *path, const void *data, size_t len);
