@@ -254,6 +254,48 @@ static void test_int8_kernels_agree_bit_for_bit_across_isas(void) {
     agree_bit_for_bit(HD_ISA_AVX512, 0); /* the AMX tiles, x row-major */
 }
 
+/* hd_backend_linears (x quantized once, one job) gives the bits of separate linear calls; with
+ * weights of different block sizes it falls back to them. */
+static void test_int8_products_of_one_input_match_separate_products(void) {
+    hd_cpu_features f;
+    hd_cpu_features_detect(&f);
+    for (int no_amx = 0; no_amx <= 1; no_amx++) {
+        if (no_amx && !f.amx) continue;
+        hd_backend *be = make_backend(HD_ISA_BEST, 2, no_amx);
+        if (!be) return;
+        hd_error e = {0};
+        const int64_t M = 45, K = 2200, N[3] = {96, 33, 160};
+        for (int mixed = 0; mixed <= 1; mixed++) {
+            hd_tensor w[3], y1[3], y3[3], xt;
+            problem p[3];
+            for (int i = 0; i < 3; i++) {
+                make_problem(&p[i], M, N[i], K, HD_BF16, 0);
+                hd_weight_use use = mixed && i == 1 ? HD_USE_LINEAR_OUTLIERS : HD_USE_LINEAR;
+                CHECK(hd_backend_bind_weight(be, &w[i], use, HD_BF16, N[i], K, p[i].wdata, 1.0f,
+                                             &e) == 0);
+                CHECK(be->ops->alloc(be, &y1[i], HD_F32, M, N[i], &e) == 0);
+                CHECK(be->ops->alloc(be, &y3[i], HD_F32, M, N[i], &e) == 0);
+            }
+            CHECK(be->ops->alloc(be, &xt, HD_F32, M, K, &e) == 0);
+            memcpy(xt.data, p[0].x, (size_t)(M * K) * sizeof(float));
+            for (int i = 0; i < 3; i++) be->ops->linear(be, &y1[i], &xt, &w[i], NULL);
+            hd_backend_linears(be, (hd_tensor *[]){&y3[0], &y3[1], &y3[2]}, &xt,
+                               (const hd_tensor *[]){&w[0], &w[1], &w[2]}, 3);
+            for (int i = 0; i < 3; i++) {
+                CHECKF(memcmp(y1[i].data, y3[i].data, (size_t)(M * N[i]) * sizeof(float)) == 0,
+                       "product %d of 3 (%s, %s) differs", i, mixed ? "mixed blocks" : "shared x",
+                       no_amx ? "VNNI" : "best kernel");
+                hd_tensor_free(be, &w[i]);
+                hd_tensor_free(be, &y1[i]);
+                hd_tensor_free(be, &y3[i]);
+                free_problem(&p[i]);
+            }
+            hd_tensor_free(be, &xt);
+        }
+        hd_backend_destroy(be);
+    }
+}
+
 /* Lookups, vectors and block-quantized weights keep their stored form; a view of a packed weight
  * drops the packing and multiplies the stored values; without the option nothing is packed. */
 static void test_int8_packs_only_float_weights_bound_for_products(void) {
@@ -308,6 +350,7 @@ int main(void) {
     RUN_TEST(test_int8_linear_equals_the_product_of_its_quantized_operands);
     RUN_TEST(test_int8_linear_is_within_quantization_error_of_the_float_product);
     RUN_TEST(test_int8_kernels_agree_bit_for_bit_across_isas);
+    RUN_TEST(test_int8_products_of_one_input_match_separate_products);
     RUN_TEST(test_int8_packs_only_float_weights_bound_for_products);
     return hd_test_finish();
 }
