@@ -3,7 +3,7 @@
 # independent writer (the `gguf` package from PyPI, tests/gguf_from_pypi.py), corrupt files.
 
 # Q8_0 and Q4_K copies quantize, load (info), generate, and stay within their forward error
-# bound; the bound is tight enough that an unquantized or broken copy would be noticed (1e-5
+# bound (Q8_0 also with --int8, where its weights become int8 panels: 0.020-0.026); the bound is tight enough that an unquantized or broken copy would be noticed (1e-5
 # must fail: the weights really changed).
 add_test(NAME quantize_q8_0_and_q4_k_load_and_stay_within_their_forward_error
   COMMAND sh -c [[d=$(mktemp -d) || exit 1
@@ -16,6 +16,8 @@ add_test(NAME quantize_q8_0_and_q4_k_load_and_stay_within_their_forward_error
                   test ! -e "$d/q8/model.safetensors" || exit 1
                   "$HIDREAM_BIN" info "$d/q8" | grep -q 'Q8_0' || exit 1
                   "$HIDREAM_BIN" check-golden "$tiny" --only forward --weights "$d/q8" --tol 3e-2 || exit 1
+                  "$HIDREAM_BIN" check-golden "$tiny" --only forward --weights "$d/q8" --int8 \
+                    --tol 3e-2 || exit 1
                   "$HIDREAM_BIN" check-golden "$tiny" --only forward --weights "$d/q4k" --tol 0.3 || exit 1
                   if "$HIDREAM_BIN" check-golden "$tiny" --only forward --weights "$d/q8" \
                        --tol 1e-5 > /dev/null; then echo "Q8_0 copy is exact: not quantized"; exit 1; fi

@@ -296,9 +296,38 @@ static void test_int8_products_of_one_input_match_separate_products(void) {
     }
 }
 
-/* Lookups, vectors and block-quantized weights keep their stored form; a view of a packed weight
- * drops the packing and multiplies the stored values; without the option nothing is packed. */
-static void test_int8_packs_only_float_weights_bound_for_products(void) {
+/* A Q8_0 weight becomes int8 panels too: its product is, bit for bit, that of its dequantized
+ * values bound as F32. */
+static void test_int8_packs_q8_0_weights_as_their_dequantized_values(void) {
+    hd_backend *be = make_backend(HD_ISA_BEST, 2, 0);
+    if (!be) return;
+    problem p;
+    const int64_t M = 37, N = 70, K = 320;
+    make_problem(&p, M, N, K, HD_F32, 1);
+    size_t row_bytes = (size_t)(K / 32) * 34;
+    uint8_t *q8 = malloc((size_t)N * row_bytes);
+    float *deq = malloc((size_t)(N * K) * sizeof(float));
+    for (int64_t j = 0; j < N; j++) {
+        hd_quant_q8_0(p.wv + j * K, q8 + (size_t)j * row_bytes, K);
+        hd_dequant_q8_0(q8 + (size_t)j * row_bytes, deq + j * K, K);
+    }
+    problem pq = p, pf = p;
+    pq.dt = HD_Q8_0, pq.wdata = q8;
+    pf.wdata = deq;
+    float *yq = run_linear(be, &pq, HD_USE_LINEAR, 1), *yf = run_linear(be, &pf, HD_USE_LINEAR, 1);
+    CHECK(memcmp(yq, yf, (size_t)(M * (N + 1)) * sizeof(float)) == 0);
+    free(yq);
+    free(yf);
+    free(q8);
+    free(deq);
+    free_problem(&p);
+    hd_backend_destroy(be);
+}
+
+/* Lookups, vectors and the 4-6-bit block formats keep their stored form; a view of a packed
+ * weight drops the packing and multiplies the stored values; without the option nothing is
+ * packed. */
+static void test_int8_packs_float_and_q8_0_weights_bound_for_products(void) {
     hd_backend *be = make_backend(HD_ISA_BEST, 1, 0);
     if (!be) return;
     hd_error e = {0};
@@ -311,8 +340,8 @@ static void test_int8_packs_only_float_weights_bound_for_products(void) {
     CHECK(hd_backend_bind_weight(be, &t, HD_USE_VECTOR, HD_F32, 1, 32, p.wdata, 1.0f, &e) == 0);
     CHECK(t.packed == NULL);
     hd_tensor_free(be, &t);
-    uint8_t q8[34 * 2] = {0};
-    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q8_0, 2, 32, q8, 1.0f, &e) == 0);
+    uint8_t q4k[144 * 2] = {0};
+    CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_Q4_K, 2, 256, q4k, 1.0f, &e) == 0);
     CHECK(t.packed == NULL);
     hd_tensor_free(be, &t);
     CHECK(hd_backend_bind_weight(be, &t, HD_USE_LINEAR, HD_F32, 64, 32, p.wdata, 1.0f, &e) == 0);
@@ -351,6 +380,7 @@ int main(void) {
     RUN_TEST(test_int8_linear_is_within_quantization_error_of_the_float_product);
     RUN_TEST(test_int8_kernels_agree_bit_for_bit_across_isas);
     RUN_TEST(test_int8_products_of_one_input_match_separate_products);
-    RUN_TEST(test_int8_packs_only_float_weights_bound_for_products);
+    RUN_TEST(test_int8_packs_q8_0_weights_as_their_dequantized_values);
+    RUN_TEST(test_int8_packs_float_and_q8_0_weights_bound_for_products);
     return hd_test_finish();
 }

@@ -238,6 +238,9 @@ typedef struct hd_backend_options {
 int hd_backend_cpu_create(hd_backend **out, const hd_backend_options *opt, hd_error *e);
 /* hd_backend_native_bf16 for the CPU backend (cpu_backend.c). */
 int hd_backend_cpu_native_bf16(const hd_backend_options *opt);
+/* 1 if the CPU's gemm_int8 option re-lays a product's weight of this dtype out as int8 panels
+ * (float formats and Q8_0; the 4-6-bit block formats keep their stored form). */
+int hd_backend_cpu_int8_packs(hd_dtype dtype);
 /* The CUDA backend lives in a module, libhidream_cuda.so, loaded on first use so that CPU runs
  * never map the CUDA libraries. It exports these two symbols; hd_backend_create checks that the
  * module was built from the same interface (hd_backend_abi) before calling it. The module is

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/config.h"
@@ -227,9 +228,9 @@ int cmd_info(int argc, char **argv) {
             part_bytes[HD_PART_HIDREAM] += x->nbytes;
         else
             continue;
-        /* --int8 holds each float matrix of a product as int8 + one float per row; the token
-         * table (lookups) and block-quantized matrices stay as stored */
-        int product = x->ndim == 2 && x->shape[0] > 1 && !hd_dtype_is_quantized(x->dtype) &&
+        /* --int8 holds each float or Q8_0 matrix of a product as int8 + one float per row; the
+         * token table (lookups) and the 4-6-bit matrices stay as stored */
+        int product = x->ndim == 2 && x->shape[0] > 1 && hd_backend_cpu_int8_packs(x->dtype) &&
                       !strstr(x->name, "embed_tokens");
         int8_bytes += product ? (uint64_t)x->shape[0] * ((uint64_t)x->shape[1] + 4) : x->nbytes;
     }
