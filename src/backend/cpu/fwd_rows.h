@@ -8,19 +8,13 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/vec_lanes.h"
 
-#define FWD_EXP_BLOCK 256 /* elements per call of the vectorised exp */
-
 /* y = silu(a)·b = a / (1 + e^-a) · b, or silu(a) when b is NULL; y may alias a or b. */
 void ROWFN(hd_silu_mul_row)(int64_t n, const float *a, const float *b, float *y) {
-    float t[FWD_EXP_BLOCK];
+    float t[VEXP_BLOCK];
     const vf one = vsplat(1.0f);
-    for (int64_t c0 = 0; c0 < n; c0 += FWD_EXP_BLOCK) {
-        int64_t mb = n - c0 < FWD_EXP_BLOCK ? n - c0 : FWD_EXP_BLOCK;
-        for (int64_t i = 0; i < mb; i += VW) {
-            int64_t k = mb - i < VW ? mb - i : VW;
-            vstore_n(t + i, -vload_n(a + c0 + i, k), k);
-        }
-        VEXP(t, mb);
+    for (int64_t c0 = 0; c0 < n; c0 += VEXP_BLOCK) {
+        int64_t mb = n - c0 < VEXP_BLOCK ? n - c0 : VEXP_BLOCK;
+        vexp_neg(a + c0, t, mb);
         for (int64_t i = 0; i < mb; i += VW) {
             int64_t k = mb - i < VW ? mb - i : VW, c = c0 + i;
             vf v = vload_n(a + c, k) / (one + vload_n(t + i, k));

@@ -26,20 +26,14 @@ void ROWFN(hd_adamw_row)(int64_t n, float *w, const float *g, float *m, float *v
     }
 }
 
-#define EXP_BLOCK 256 /* elements per call of the vectorised exp */
-
 /* up != NULL: o1 = dgate = dy·up·silu'(x), o2 = dup = dy·silu(x); else o1 = dy·silu'(x). */
 void ROWFN(hd_silu_grad_row)(int64_t n, const float *dy, const float *x, const float *up,
                              float *o1, float *o2) {
-    float t[EXP_BLOCK];
+    float t[VEXP_BLOCK];
     const vf one = vsplat(1.0f);
-    for (int64_t c0 = 0; c0 < n; c0 += EXP_BLOCK) {
-        int64_t mb = n - c0 < EXP_BLOCK ? n - c0 : EXP_BLOCK;
-        for (int64_t i = 0; i < mb; i += VW) {
-            int64_t k = mb - i < VW ? mb - i : VW;
-            vstore_n(t + i, -vload_n(x + c0 + i, k), k);
-        }
-        VEXP(t, mb);
+    for (int64_t c0 = 0; c0 < n; c0 += VEXP_BLOCK) {
+        int64_t mb = n - c0 < VEXP_BLOCK ? n - c0 : VEXP_BLOCK;
+        vexp_neg(x + c0, t, mb);
         for (int64_t i = 0; i < mb; i += VW) {
             int64_t k = mb - i < VW ? mb - i : VW, c = c0 + i;
             vf X = vload_n(x + c, k), D = vload_n(dy + c, k);

@@ -1,6 +1,6 @@
 /* Vectors of VW float (vf) or double (vd) lanes for the row-kernel templates (grad_rows.h,
- * fwd_rows.h), which define VW before including this file; loads and stores of the last k < VW
- * values of a row go through a zero-padded vector. */
+ * fwd_rows.h), which define VW and VEXP before including this file; loads and stores of the
+ * last k < VW values of a row go through a zero-padded vector. */
 #ifndef HD_BACKEND_CPU_VEC_LANES_H
 #define HD_BACKEND_CPU_VEC_LANES_H
 
@@ -26,6 +26,17 @@ static inline double vsum_d(const vd *v) {
     double s = 0;
     for (int i = 0; i < VW; i++) s += (*v)[i];
     return s;
+}
+
+#define VEXP_BLOCK 256 /* values per call of the vectorised exp (VEXP, the includer's) */
+
+/* t[i] = e^(-x[i]) for i < n <= VEXP_BLOCK: the silu kernels' exponentials. */
+static inline void vexp_neg(const float *x, float *t, int64_t n) {
+    for (int64_t i = 0; i < n; i += VW) {
+        int64_t k = n - i < VW ? n - i : VW;
+        vstore_n(t + i, -vload_n(x + i, k), k);
+    }
+    VEXP(t, n);
 }
 
 #endif
