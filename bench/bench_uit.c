@@ -810,7 +810,8 @@ static int run_gpu(const char *shared, int layers, int reps, const char *modes, 
 typedef struct cpu_opts {
     const char *model_dir, *shared, *modes;
     int reps, n_threads, threads, torch, torch_fp32, only, json;
-    int vs_exact; /* --model: also one exact forward of the same sequence, and the error */
+    int vs_exact; /* --model: also one exact forward of the same sequence, and the error
+                     (2, --per-layer: also of the hidden state after every layer) */
     double peak;      /* measured fp32 FMA peak, GFLOP/s */
     int native_bf16;  /* AVX512-BF16 dot products: the bf16 mode's peak is twice the FMA peak */
     int native_vnni;  /* AVX512-VNNI: the int8 mode's peak is 4x the FMA peak (else 2x) */
@@ -954,7 +955,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_uit [--modes exact,bf16,int8,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
             "                 [--no-torch] [--no-torch-fp32] [--shared DIR] [--only 384|1280]\n"
-            "       bench_uit --model DIR [--bf16-gemm|--int8 [--vs-exact]] [--reps N] [--threads N] [--only ...]\n"
+            "       bench_uit --model DIR [--bf16-gemm|--int8 [--vs-exact|--per-layer]] [--reps N] [--threads N] [--only ...]\n"
             "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
@@ -966,7 +967,8 @@ static void usage(void) {
             "same token counts; --json: one object per tokens x mode (tokens, mode, c_ms, c_ms_min,\n"
             "c_ms_max, layer_ms, torch_ms (bf16), torch_fp32_ms, gflops, peak_gflops, peak_frac).\n"
             "With --model DIR the real forward of a model directory is timed instead; --vs-exact\n"
-            "adds one exact forward of the same sequence and the relative error of the mode's.\n"
+            "adds one exact forward of the same sequence and the relative error of the mode's;\n"
+            "--per-layer also that of the hidden state after every layer (one more forward each).\n"
             "With --backend cuda: forwards of an N-layer random model at the 8B shapes (8) for\n"
             "1224 and 4296 tokens in each mode, and the baseline on the GPU (bf16, same layers);\n"
             "one line (or JSON object) per tokens x mode: tokens, mode, c_ms, torch_ms, tflops,\n"
@@ -974,20 +976,72 @@ static void usage(void) {
 }
 
 /* One exact (float32) forward of b on a fresh backend over the same weights, into ref. */
+/* The hidden state after every layer of one forward (--per-layer): layer l at buf + l·per. */
+typedef struct hidden_log {
+    float *buf;
+    int64_t per;
+    int n_layers;
+} hidden_log;
+
+static void log_hidden(void *ctx, int layer, int64_t row0, int64_t n, const float *hidden) {
+    (void)row0;
+    hidden_log *h = ctx;
+    if (layer >= 0 && layer < h->n_layers && hidden && n > 0)
+        memcpy(h->buf + (size_t)layer * (size_t)h->per, hidden, (size_t)h->per * sizeof(float));
+}
+
 static int exact_forward(const cpu_opts *o, const hd_config *cfg, const hd_safetensors *st,
-                         bench_seq *b, float *ref) {
+                         bench_seq *b, float *ref, const hd_uit_probe *probe) {
     hd_error e = {0};
     hd_backend *be = NULL;
     hd_backend_options opt = {.n_threads = o->n_threads};
     hd_uit *m = NULL;
     hd_uit_seq seq = {b->ids, b->text, b->S, b->pos, b->A, NULL};
     int rc = hd_backend_create(&be, "cpu", &opt, &e) < 0 || hd_uit_create(&m, be, cfg, st, &e) < 0 ||
-                     hd_uit_forward(m, &seq, b->vin, 0.5, b->out_rows, b->L, ref, NULL, &e) < 0
+                     hd_uit_forward(m, &seq, b->vin, 0.5, b->out_rows, b->L, ref, probe, &e) < 0
                  ? -1
                  : 0;
     if (rc < 0) fprintf(stderr, "bench_uit: exact forward: %s\n", e.msg);
     hd_uit_free(m);
     hd_backend_destroy(be);
+    return rc;
+}
+
+/* --vs-exact: the relative error of the mode's predicted patches (b->out, from the timed
+ * forwards) against one exact forward; --per-layer: first the hidden state after every layer of
+ * one more forward in each. */
+static int compare_to_exact(const cpu_opts *o, hd_uit *m, const hd_config *cfg,
+                            const hd_safetensors *st, bench_seq *b) {
+    int nl = cfg->text.num_layers, rc = 0;
+    int64_t per = b->S * cfg->text.hidden_size;
+    float *ref = malloc((size_t)b->n_out * sizeof *ref);
+    hidden_log hm = {NULL, per, nl}, he = {NULL, per, nl};
+    if (o->vs_exact == 2) {
+        hm.buf = malloc((size_t)(nl * per) * sizeof(float));
+        he.buf = malloc((size_t)(nl * per) * sizeof(float));
+    }
+    hd_uit_probe pm = {log_hidden, &hm, nl}, pe = {log_hidden, &he, nl};
+    hd_error e = {0};
+    hd_uit_seq seq = {b->ids, b->text, b->S, b->pos, b->A, NULL};
+    if (!ref || (o->vs_exact == 2 && (!hm.buf || !he.buf))) {
+        fprintf(stderr, "bench_uit: out of memory for the comparison\n");
+        rc = 1;
+    } else if (o->vs_exact == 2 &&
+               hd_uit_forward(m, &seq, b->vin, 0.5, b->out_rows, b->L, b->out, &pm, &e) < 0) {
+        fprintf(stderr, "bench_uit: %s\n", e.msg);
+        rc = 1;
+    } else if (exact_forward(o, cfg, st, b, ref, o->vs_exact == 2 ? &pe : NULL) < 0) {
+        rc = 1;
+    } else {
+        for (int l = 0; o->vs_exact == 2 && l < nl; l++)
+            printf("%-6lld relative error of the hidden state after layer %2d: %.4g\n",
+                   (long long)b->S, l, rel_err(hm.buf + (size_t)l * per, he.buf + (size_t)l * per, per));
+        printf("%-6lld relative error of the predicted patches vs the exact path: %.4g\n",
+               (long long)b->S, rel_err(b->out, ref, b->n_out));
+    }
+    free(ref);
+    free(hm.buf);
+    free(he.buf);
     return rc;
 }
 
@@ -1036,14 +1090,7 @@ static int run_cpu_model(const cpu_opts *o, int gemm) {
         printf("%-6lld %-44s %10.1f %10.1f %10.1f %9.1f %9.1f %5.1f%%\n", (long long)b.S,
                "C: decoder layer 0 inside it", sl.med, sl.min, sl.max, fl_layer / 1e9,
                fl_layer / 1e6 / sl.med, 100.0 * fl_layer / 1e6 / sl.med / peak);
-        if (o->vs_exact && gemm != GEMM_EXACT) {
-            float *ref = malloc((size_t)b.n_out * sizeof *ref);
-            if (!ref || exact_forward(o, &cfg, &st, &b, ref) < 0) rc = 1;
-            else
-                printf("%-6lld relative error of the predicted patches vs the exact path: %.4g\n",
-                       (long long)b.S, rel_err(b.out, ref, b.n_out));
-            free(ref);
-        }
+        if (o->vs_exact && gemm != GEMM_EXACT) rc = compare_to_exact(o, m, &cfg, &st, &b);
         seq_free(&b);
     }
     hd_uit_free(m);
@@ -1166,7 +1213,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-torch-fp32")) torch_fp32 = 0;
         else if (!strcmp(argv[i], "--bf16-gemm")) bf16_gemm = GEMM_BF16;
         else if (!strcmp(argv[i], "--int8")) bf16_gemm = GEMM_INT8;
-        else if (!strcmp(argv[i], "--vs-exact")) vs_exact = 1;
+        else if (!strcmp(argv[i], "--vs-exact")) vs_exact = vs_exact ? vs_exact : 1;
+        else if (!strcmp(argv[i], "--per-layer")) vs_exact = 2;
         else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--modes") && i + 1 < argc) modes = argv[++i], modes_given = 1;
