@@ -132,7 +132,7 @@ static void attn_task(void *ctx, int64_t t, int thread) {
             memset(qr, 0, (size_t)hdp * sizeof(float));
             lim[r] = 0;
         }
-        if (a->bf16) hd_attn_bf16_pack_q(qr, hd);
+        if (a->bf16) hd_attn_bf16_pairs(qr, hd);
         if (a->amx) memset(qr + h2, 0, (size_t)(h2p - h2) * sizeof(float));
         m[r] = -INFINITY;
         l[r] = 0.0f;

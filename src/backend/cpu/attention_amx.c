@@ -51,7 +51,7 @@ void hd_attn_amx_scores(int hd, const float *q, int64_t ldq, const float *kt, fl
 void hd_attn_amx_pv(int hdp, int nk, float *p, const float *vp, float *o, const float *alpha) {
     hd_amx_tiles_ready();
     for (int r = 0; r < RB; r++) {
-        hd_attn_bf16_pack_q(p + r * BK, BK); /* P to bf16 pairs */
+        hd_attn_bf16_pairs(p + r * BK, BK);
         const __m512 al = _mm512_set1_ps(alpha[r]);
         float *orow = o + (int64_t)r * hdp;
         for (int c = 0; c < hdp; c += 16)

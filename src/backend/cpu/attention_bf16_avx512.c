@@ -34,7 +34,7 @@ static void to_pairs(float *dst, const float *x, int n) {
     }
 }
 
-void hd_attn_bf16_pack_q(float *row, int hd) { to_pairs(row, row, hd); }
+void hd_attn_bf16_pairs(float *row, int n) { to_pairs(row, row, n); }
 
 void hd_attn_bf16_pack_kt(const float *k, int64_t ldk, int nk, int hd, float *kt) {
     const int h2 = hd / 2;

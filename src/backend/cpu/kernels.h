@@ -249,7 +249,8 @@ void hd_cpu_load_f32(hd_dtype dt, const void *base, int64_t i0, int64_t n, float
 
 /* bf16 attention (attention_bf16_avx512.c: the layouts), for the forward driver of attention.c
  * when hd_cpu.attn_bf16 is set and the head dim is even; 6 query rows per call. */
-void hd_attn_bf16_pack_q(float *row, int hd);
+/* a row of n floats rounded to bf16 in place, as n/2 pairs (Q rows; P rows on AMX) */
+void hd_attn_bf16_pairs(float *row, int n);
 void hd_attn_bf16_pack_kt(const float *k, int64_t ldk, int nk, int hd, float *kt);
 void hd_attn_bf16_pack_v(const float *v, int64_t ldv, int nk, int hd, int hdp, float *vp);
 void hd_attn_bf16_scores(int hd, const float *q, int64_t ldq, const float *kt, float *s);
