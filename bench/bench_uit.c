@@ -955,7 +955,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench_uit [--modes exact,bf16,int8,q8_0,q4_k] [--json] [--reps N>=3] [--threads N]\n"
             "                 [--no-torch] [--no-torch-fp32] [--shared DIR] [--only 384|1280]\n"
-            "       bench_uit --model DIR [--bf16-gemm|--int8 [--vs-exact|--per-layer]] [--reps N] [--threads N] [--only ...]\n"
+            "       bench_uit --model DIR [--bf16-gemm|--int8 [--vs-exact|--per-layer]] [--reps N]\n"
+            "                 [--threads N] [--only ...]\n"
             "       bench_uit --backend cuda [--layers N] [--modes exact,bf16-f32attn,bf16]\n"
             "                 [--reps N] [--json] [--no-torch] [--shared DIR]\n"
             "Times a 1-layer UiT forward at the 8B shapes for 384 and 1280 tokens on the CPU\n"
@@ -1035,7 +1036,8 @@ static int compare_to_exact(const cpu_opts *o, hd_uit *m, const hd_config *cfg,
     } else {
         for (int l = 0; o->vs_exact == 2 && l < nl; l++)
             printf("%-6lld relative error of the hidden state after layer %2d: %.4g\n",
-                   (long long)b->S, l, rel_err(hm.buf + (size_t)l * per, he.buf + (size_t)l * per, per));
+                   (long long)b->S, l,
+                   rel_err(hm.buf + (size_t)l * per, he.buf + (size_t)l * per, per));
         printf("%-6lld relative error of the predicted patches vs the exact path: %.4g\n",
                (long long)b->S, rel_err(b->out, ref, b->n_out));
     }

@@ -195,14 +195,15 @@ static int cpu_supports(hd_backend *be, hd_weight_use use, hd_dtype dtype) {
     return 1;
 }
 
-/* gemm_int8: float and Q8_0 weights become int8 panels (gemm_i8.h; Q8_0 takes the same memory
- * there and multiplies ~5x faster than dequantized per call); the 4-6-bit block formats keep
- * their dequantizing path (as int8 they would take twice the memory). gemm_bf16 on AVX512-BF16: float weights are packed once into the bf16
- * kernel's panels (gemm_prepack.c) instead of on every call. */
+/* Q8_0 takes the same memory as int8 panels and multiplies ~5x faster there than dequantized per
+ * call; the 4-6-bit block formats would take twice their memory as int8. */
 int hd_backend_cpu_int8_packs(hd_dtype dtype) {
     return hd_dtype_is_weight(dtype) && (!hd_dtype_is_quantized(dtype) || dtype == HD_Q8_0);
 }
 
+/* gemm_int8: weights hd_backend_cpu_int8_packs takes become int8 panels (gemm_i8.h), the others
+ * keep their dequantizing path. gemm_bf16 with bf16 pairs: float weights are packed once into
+ * the bf16 kernel's panels (gemm_prepack.c) instead of on every call. */
 static int cpu_prepare_linear(hd_backend *be, hd_tensor *t, hd_weight_use use, hd_error *e) {
     hd_cpu *cpu = hd_cpu_of(be);
     if (t->rows * t->cols == 0) return 0;
